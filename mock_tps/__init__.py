@@ -1,0 +1,1 @@
+"""A simulated treatment planning system: phantoms, pencil-beam dose, fluence optimizer, DVHs."""

@@ -1,0 +1,1 @@
+"""Clinical protocols as data: one YAML file per treatment site."""
