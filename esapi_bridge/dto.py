@@ -7,6 +7,7 @@ doses are always absolute and in Gy at the port, whatever the backend uses.
 
 from __future__ import annotations
 
+import itertools
 import math
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -234,9 +235,9 @@ class DvhCurve(_Frozen):
             raise ValueError("dose_gy and volume_pct must have the same length (>= 2)")
         if any(not math.isfinite(x) for x in d) or any(not math.isfinite(x) for x in v):
             raise ValueError("DVH contains non-finite values")
-        if any(b < a for a, b in zip(d, d[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(d)):
             raise ValueError("dose_gy must be non-decreasing")
-        if any(b > a + 1e-9 for a, b in zip(v, v[1:], strict=False)):
+        if any(b > a + 1e-9 for a, b in itertools.pairwise(v)):
             raise ValueError("volume_pct must be non-increasing")
         return self
 

@@ -75,7 +75,9 @@ class Grid:
             origin_mm=(origin[0], origin[1], origin[2]),
         )
 
-    def coordinates_mm(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    def coordinates_mm(
+        self,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Dense (x, y, z) coordinate arrays of every voxel centre (``np.meshgrid``, ij indexing)."""
         x, y, z = np.meshgrid(self.axis_mm(0), self.axis_mm(1), self.axis_mm(2), indexing="ij")
         return x, y, z
