@@ -67,7 +67,7 @@ class BeamSet:
             raise InvalidInput(f"n_fields must be >= 1, got {n_fields}")
         angles = [(start_deg + i * 360.0 / n_fields) % 360.0 for i in range(n_fields)]
         beams = tuple(Beam(a, couch_deg) for a in angles)
-        return cls(Technique.IMRT, beams, isocenter_mm, **kwargs)  # type: ignore[arg-type]
+        return cls(Technique.IMRT, beams, isocenter_mm, **kwargs)
 
     @classmethod
     def vmat(
@@ -93,7 +93,7 @@ class BeamSet:
             for i in range(per_arc)
         ]
         beams = tuple(Beam(a) for a in angles)
-        return cls(Technique.VMAT, beams, isocenter_mm, **kwargs)  # type: ignore[arg-type]
+        return cls(Technique.VMAT, beams, isocenter_mm, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ class Grid:
 
     def axis_mm(self, axis: int) -> NDArray[np.float64]:
         """Coordinates (mm) of the voxel centres along ``axis`` (0 = x, 1 = y, 2 = z)."""
-        return self.origin_mm[axis] + self.spacing_mm[axis] * np.arange(self.shape[axis])
+        steps = np.arange(self.shape[axis], dtype=np.float64)
+        return np.asarray(self.origin_mm[axis] + self.spacing_mm[axis] * steps, dtype=np.float64)
 
     def centres_mm(self, flat_indices: NDArray[np.integer]) -> NDArray[np.float64]:
         """Centres (n, 3) in mm of voxels given by C-order flat indices."""
