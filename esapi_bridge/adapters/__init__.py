@@ -1,0 +1,1 @@
+"""Adapters of the ``TpsSession`` port: the simulated TPS (``mock``) and Eclipse (``esapi``)."""

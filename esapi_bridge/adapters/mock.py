@@ -1,0 +1,55 @@
+"""Adapter over the simulated TPS: open a plan on a phantom or on TG-119."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from esapi_bridge.dto import Objective
+from esapi_bridge.port import TpsSession
+
+
+def available_scenarios() -> list[str]:
+    """Names accepted by :func:`open_mock_session` (``tg119`` included)."""
+    from mock_tps.phantoms import list_scenarios
+
+    return [*list_scenarios(), "tg119"]
+
+
+def open_mock_session(
+    scenario: str,
+    seed: int = 0,
+    *,
+    spacing_mm: float | None = None,
+    cache_dir: str | Path | None = None,
+    objectives: Sequence[Objective] = (),
+    tg119_path: str | Path | None = None,
+) -> TpsSession:
+    """Open a plan of the simulated TPS.
+
+    Parameters
+    ----------
+    scenario
+        A phantom scenario (``prostate-basic``, ``liver``, ...) or ``tg119``.
+    seed
+        Seed of the anatomical variation (ignored for ``tg119``).
+    spacing_mm
+        Dose grid spacing (2-5 mm); default: the scenario's own (3 mm; TG-119's CT grid).
+    cache_dir
+        Dose-influence cache directory (default ``RTPLAN_CACHE_DIR`` or ~/.cache/rtplan).
+    objectives
+        Initial objectives of the plan.
+    tg119_path
+        Path of ``TG119.mat`` (default: ``RTPLAN_TG119`` or the shared data folder).
+    """
+    from mock_tps.phantoms import make_case
+    from mock_tps.session import MockTpsSession
+    from mock_tps.tg119 import load_tg119
+
+    if scenario.lower().replace("_", "-") in {"tg119", "tg-119"}:
+        case = load_tg119(tg119_path) if spacing_mm is None else load_tg119(tg119_path, spacing_mm=spacing_mm)
+    elif spacing_mm is None:
+        case = make_case(scenario, seed)
+    else:
+        case = make_case(scenario, seed, spacing_mm=spacing_mm)
+    return MockTpsSession(case, objectives, cache_dir=cache_dir)
