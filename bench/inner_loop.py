@@ -1,0 +1,131 @@
+"""Inner-loop speed: one full optimization, and a warm re-optimization after one change.
+
+For each scenario: the site template's initial objectives on seed 0, the dose-influence
+matrix computed once (not timed here), then ``--runs`` times: a full optimization
+(restart) and a warm-started one after raising the first OAR objective's priority by
+20 %. Targets from the issue: prostate-basic full <= 1.0 s and warm <= 0.5 s;
+prostate-complex (180 control points) and head-and-neck full <= 5 s.
+
+Run: ``python -m bench.inner_loop [--runs 3] [--scenarios prostate-basic ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from typing import Any
+
+from bench.common import console, median_runs, print_table, timed, write_results
+from esapi_bridge.dto import (
+    OptimizationMode,
+    OptimizeRequest,
+    PointObjective,
+)
+
+TARGETS_S: dict[str, dict[str, float]] = {
+    "prostate-basic": {"full": 1.0, "warm": 0.5},
+    "prostate-complex": {"full": 5.0},
+    "head-and-neck": {"full": 5.0},
+}
+
+
+def _changed(objectives: list[Any], target_ids: set[str]) -> list[Any]:
+    """The objectives with the first OAR point objective's priority raised by 20 %."""
+    out = list(objectives)
+    for i, obj in enumerate(out):
+        if isinstance(obj, PointObjective) and obj.structure_id not in target_ids:
+            out[i] = obj.model_copy(update={"priority": min(1000.0, obj.priority * 1.2)})
+            return out
+    raise ValueError("no OAR point objective to change")
+
+
+def bench_scenario(scenario: str, runs: int) -> dict[str, Any]:
+    """Time full and warm optimizations of one scenario (seed 0)."""
+    from agent.templates import load_template, match_structures
+    from mock_tps.dose_engine import compute_dose_influence
+    from mock_tps.phantoms import make_case
+
+    from mock_tps.session import MockTpsSession
+
+    case = make_case(scenario, 0)
+    template = load_template(scenario)
+    smap = match_structures(template, list(case.structures))
+    objectives = template.initial_objectives(smap)
+    dij_s, dij = timed(lambda: compute_dose_influence(case))
+    session = MockTpsSession(case, objectives, dose_influence=dij)
+    restart = OptimizeRequest(mode=OptimizationMode.RESTART)
+    full_s, full_runs, result = median_runs(lambda: session.optimize(restart), runs)
+
+    targets = set(case.prescription.target_levels_gy)
+    changed = _changed(objectives, targets)
+    warm_runs: list[float] = []
+    warm_iters: list[int] = []
+    for _ in range(runs):
+        session.set_objectives(objectives)
+        session.optimize(restart)
+        session.set_objectives(changed)
+        dt, warm = timed(lambda: session.optimize(OptimizeRequest(mode=OptimizationMode.CONTINUE)))
+        warm_runs.append(dt)
+        warm_iters.append(warm.iterations)
+    return {
+        "n_voxels": int(dij.matrix.shape[0]),
+        "n_beamlets": int(dij.matrix.shape[1]),
+        "nnz": int(dij.matrix.nnz),
+        "dij_s": dij_s,
+        "full_s": full_s,
+        "full_runs_s": full_runs,
+        "full_iterations": result.iterations,
+        "warm_s": statistics.median(warm_runs),
+        "warm_runs_s": warm_runs,
+        "warm_iterations": int(statistics.median(warm_iters)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table, write ``bench/results/inner_loop.json``."""
+    parser = argparse.ArgumentParser(description="inner-loop optimization speed")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenarios", nargs="+", default=list(TARGETS_S))
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    rows = []
+    for scenario in args.scenarios:
+        console.print(f"[bold]{scenario}[/]: building the case and its dose-influence matrix...")
+        r = bench_scenario(scenario, args.runs)
+        target = TARGETS_S.get(scenario, {})
+        r["targets_s"] = target
+        r["full_ok"] = r["full_s"] <= target.get("full", float("inf"))
+        r["warm_ok"] = r["warm_s"] <= target.get("warm", float("inf"))
+        results[scenario] = r
+        rows.append(
+            [
+                scenario,
+                f"{r['n_voxels']:,} x {r['n_beamlets']:,}",
+                r["dij_s"],
+                f"{r['full_s']:.3f} ({r['full_iterations']} it)",
+                f"<= {target['full']}" if "full" in target else "",
+                f"{r['warm_s']:.3f} ({r['warm_iterations']} it)",
+                f"<= {target['warm']}" if "warm" in target else "",
+            ]
+        )
+    print_table(
+        f"Inner loop, median of {args.runs} (seconds)",
+        [
+            "scenario",
+            "voxels x beamlets",
+            "dose influence",
+            "full opt",
+            "target",
+            "warm re-opt",
+            "target",
+        ],
+        rows,
+    )
+    path = write_results("inner_loop", {"runs": args.runs, "scenarios": results})
+    console.print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

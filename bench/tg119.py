@@ -1,0 +1,228 @@
+"""TG-119 C-shape: our simulated TPS against pyRadPlan 0.5.0, measured in the same run.
+
+Same problem on both sides: the CT grid of the file (3 x 3 x 2.5 mm), 7 equispaced
+coplanar 6 MV fields, 5 mm beamlets, the objectives stored with the phantom
+(OuterTarget squared deviation 50 Gy, Core and BODY squared overdosing 25 / 30 Gy,
+penalties 1000 / 300 / 100), then normalization to OuterTarget D95 = 50 Gy.
+
+Run: ``python -m bench.tg119 [--runs 3] [--no-peer]``. The peer runs in its own venv
+(``bench/setup_peer.sh`` creates it) in a subprocess, so our peak RSS is ours alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import console, median_runs, peak_rss_mb, print_table, write_results
+from esapi_bridge.dto import (
+    NormalizationRule,
+    ObjectiveOperator,
+    OptimizationMode,
+    OptimizeRequest,
+    PointObjective,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+PEER_PYTHON = BENCH_DIR / ".peer-venv" / "bin" / "python"
+PEER_SCRIPT = BENCH_DIR / "peer_pyradplan.py"
+SETUP_PEER = BENCH_DIR / "setup_peer.sh"
+
+#: The objectives stored with the phantom, as Eclipse-kind objectives: a squared deviation
+#: is a lower + an upper objective at the same dose; squared overdosing an upper at 0 %.
+MATRAD_OBJECTIVES = [
+    PointObjective(
+        structure_id="OuterTarget",
+        operator=ObjectiveOperator.LOWER,
+        dose_gy=50.0,
+        volume_pct=100.0,
+        priority=1000.0,
+    ),
+    PointObjective(
+        structure_id="OuterTarget",
+        operator=ObjectiveOperator.UPPER,
+        dose_gy=50.0,
+        volume_pct=0.0,
+        priority=1000.0,
+    ),
+    PointObjective(
+        structure_id="Core",
+        operator=ObjectiveOperator.UPPER,
+        dose_gy=25.0,
+        volume_pct=0.0,
+        priority=300.0,
+    ),
+    PointObjective(
+        structure_id="BODY",
+        operator=ObjectiveOperator.UPPER,
+        dose_gy=30.0,
+        volume_pct=0.0,
+        priority=100.0,
+    ),
+]
+TARGETS = {
+    "ratio.dij": 0.25,
+    "ratio.opt": 0.10,
+    "target_d95_gy": 50.0,
+    "core_d10_gy": 25.0,
+    "peak_rss_mb": 3072.0,
+}
+
+
+def run_ours(runs: int) -> dict[str, Any]:
+    """Dose-influence and optimization times (medians), plan quality and peak RSS of ours."""
+    from mock_tps.dose_engine import compute_dose_influence
+    from mock_tps.tg119 import load_tg119
+
+    from mock_tps.session import MockTpsSession
+
+    case = load_tg119()
+    dij_s, dij_runs, dij = median_runs(lambda: compute_dose_influence(case), runs)
+    session = MockTpsSession(case, MATRAD_OBJECTIVES, dose_influence=dij)
+    request = OptimizeRequest(mode=OptimizationMode.RESTART, max_iterations=1000)
+    opt_s, opt_runs, result = median_runs(lambda: session.optimize(request), runs)
+    session.calculate_dose()
+    session.normalize(NormalizationRule(structure_id="OuterTarget", dose_gy=50.0, volume_pct=95.0))
+    return {
+        "dij_s": dij_s,
+        "dij_runs_s": dij_runs,
+        "opt_s": opt_s,
+        "opt_runs_s": opt_runs,
+        "opt_iterations": result.iterations,
+        "n_voxels": int(dij.matrix.shape[0]),
+        "n_beamlets": int(dij.matrix.shape[1]),
+        "nnz": int(dij.matrix.nnz),
+        "target_d95_gy": session.get_dvh("OuterTarget").dose_at_volume_pct(95.0),
+        "core_d10_gy": session.get_dvh("Core").dose_at_volume_pct(10.0),
+        "target_d10_gy": session.get_dvh("OuterTarget").dose_at_volume_pct(10.0),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_peer(runs: int) -> dict[str, Any] | None:
+    """The peer's medians over ``runs`` runs in its own venv, or None (with the reason printed)."""
+    if not PEER_PYTHON.exists():
+        console.print(f"[yellow]peer venv missing: running {SETUP_PEER.name} (one-off install)[/]")
+        setup = subprocess.run(["bash", str(SETUP_PEER)], check=False)
+        if setup.returncode != 0 or not PEER_PYTHON.exists():
+            console.print("[red]pyRadPlan could not be installed: reporting ours only[/]")
+            return None
+    samples: list[dict[str, Any]] = []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "peer.json"
+            console.print(f"peer run {i + 1}/{runs} (pyRadPlan, about a minute)...")
+            proc = subprocess.run(
+                [str(PEER_PYTHON), str(PEER_SCRIPT), "--out", str(out)], check=False
+            )
+            if proc.returncode != 0 or not out.exists():
+                console.print(
+                    f"[red]peer run failed (exit {proc.returncode}): reporting ours only[/]"
+                )
+                return None
+            samples.append(json.loads(out.read_text()))
+    peer = dict(samples[-1])
+    for key in ("dij_s", "opt_s"):
+        values = sorted(s[key] for s in samples)
+        peer[key] = values[len(values) // 2]
+        peer[f"{key.split('_')[0]}_runs_s"] = [s[key] for s in samples]
+    return peer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table, write ``bench/results/tg119.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="runs of ours (median reported)")
+    parser.add_argument(
+        "--peer-runs", type=int, default=3, help="pyRadPlan runs (about 4 min each on the CT grid)"
+    )
+    parser.add_argument("--no-peer", action="store_true", help="skip pyRadPlan")
+    args = parser.parse_args(argv)
+
+    ours = run_ours(args.runs)
+    peer = None if args.no_peer else run_peer(args.peer_runs)
+    ratio = (
+        {"dij": ours["dij_s"] / peer["dij_s"], "opt": ours["opt_s"] / peer["opt_s"]}
+        if peer
+        else None
+    )
+    checks = {
+        "dij_ratio_ok": ratio is not None and ratio["dij"] <= TARGETS["ratio.dij"],
+        "opt_ratio_ok": ratio is not None and ratio["opt"] <= TARGETS["ratio.opt"],
+        "target_d95_ok": ours["target_d95_gy"] >= TARGETS["target_d95_gy"] - 1e-6,
+        "core_d10_ok": ours["core_d10_gy"] <= TARGETS["core_d10_gy"],
+        "peak_rss_ok": ours["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+    }
+    rows = [
+        [
+            "dose influence (s)",
+            ours["dij_s"],
+            peer["dij_s"] if peer else "n/a",
+            ratio["dij"] if ratio else "n/a",
+            "<= 0.25",
+        ],
+        [
+            "optimization (s)",
+            ours["opt_s"],
+            peer["opt_s"] if peer else "n/a",
+            ratio["opt"] if ratio else "n/a",
+            "<= 0.10",
+        ],
+        [
+            "voxels x beamlets",
+            f"{ours['n_voxels']:,} x {ours['n_beamlets']:,}",
+            f"{peer['n_voxels']:,} x {peer['n_beamlets']:,}" if peer else "n/a",
+            "",
+            "",
+        ],
+        ["non-zeros (M)", ours["nnz"] / 1e6, peer["nnz"] / 1e6 if peer else "n/a", "", ""],
+        [
+            "OuterTarget D95 (Gy)",
+            ours["target_d95_gy"],
+            peer.get("target_d95_gy", "n/a") if peer else "n/a",
+            "",
+            ">= 50",
+        ],
+        [
+            "Core D10 (Gy)",
+            ours["core_d10_gy"],
+            peer.get("core_d10_gy", "n/a") if peer else "n/a",
+            "",
+            "<= 25",
+        ],
+        [
+            "peak RSS (MB)",
+            ours["peak_rss_mb"],
+            peer.get("peak_rss_mb", "n/a") if peer else "n/a",
+            "",
+            "<= 3072",
+        ],
+    ]
+    print_table(
+        f"TG-119, 7 fields, 5 mm beamlets (median of {args.runs})",
+        ["metric", "ours", "pyRadPlan 0.5.0", "ratio", "target"],
+        rows,
+    )
+    path = write_results(
+        "tg119",
+        {
+            "runs": args.runs,
+            "peer_runs": 0 if peer is None else args.peer_runs,
+            "ours": ours,
+            "peer": peer,
+            "ratio": ratio,
+            "targets": TARGETS,
+            "checks": checks,
+        },
+    )
+    console.print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

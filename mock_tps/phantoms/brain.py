@@ -1,0 +1,160 @@
+"""Brain SRS phantom (20 Gy / 1 fx, 9 non-coplanar IMRT fields, 3 mm beamlets).
+
+Head with skull, brain, brainstem, optic apparatus and cochleae. ``1 + seed % 3``
+metastases (so seeds 0, 1, 2 give 1, 2, 3 targets); PTV = GTV + 1 mm. PTV1 is the largest
+and, depending on the seed, lies 3-9 mm from the brainstem or the chiasm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from esapi_bridge.dto import Technique
+from mock_tps.case import Beam, BeamSet, Case, Prescription
+from mock_tps.phantoms.common import (
+    BONE_CORTICAL,
+    Jitter,
+    assemble,
+    grid_from_bounds,
+    new_parts,
+)
+from mock_tps.phantoms.shapes import (
+    BoolArray,
+    Vec3,
+    capsule,
+    distance_mm,
+    ellipsoid,
+    expand,
+    inner_distance_mm,
+    rotation_matrix,
+    spline,
+    tube,
+)
+
+RX_GY = 20.0
+FRACTIONS = 1
+PTV_MARGIN_MM = 1.0
+SHAPE_VARIATION = 0.12  # relative spread of a metastasis's semi-axes
+BEAMLET_SIZE_MM = 3.0
+#: (couch, gantry) pairs in degrees (IEC 61217).
+FIELDS_DEG: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    (0.0, 72.0),
+    (0.0, 144.0),
+    (0.0, 216.0),
+    (0.0, 288.0),
+    (45.0, 30.0),
+    (45.0, 80.0),
+    (315.0, 280.0),
+    (315.0, 330.0),
+)
+
+
+def srs_beams(isocenter_mm: Vec3) -> BeamSet:
+    """The 9 non-coplanar SRS fields of :data:`FIELDS_DEG` at ``isocenter_mm``."""
+    beams = tuple(Beam(gantry_deg=g, couch_deg=c) for c, g in FIELDS_DEG)
+    return BeamSet(Technique.IMRT, beams, isocenter_mm, beamlet_size_mm=BEAMLET_SIZE_MM)
+
+
+def _floor(grid_y: np.ndarray) -> np.ndarray:
+    """z (mm) of the cranial floor as a function of y: anterior, middle, posterior fossa."""
+    return np.asarray(np.where(grid_y < -35.0, -4.0, np.where(grid_y < 0.0, -40.0, -58.0)))
+
+
+def build_brain(seed: int, spacing_mm: float) -> Case:
+    """The brain SRS case."""
+    j = Jitter(seed)
+    hs = j.scale3((74.0, 94.0, 100.0), 0.05)  # head semi-axes
+    z_lo, z_hi = -66.0, hs[2] + 2.0
+    grid = grid_from_bounds(
+        (-hs[0] - 2.0, -hs[1] - 2.0, z_lo), (hs[0] + 2.0, hs[1] + 2.0, z_hi), spacing_mm
+    )
+    body = ellipsoid(grid, (0.0, 0.0, 0.0), hs)
+    parts = new_parts(grid, body)
+
+    inner = ellipsoid(grid, (0.0, 0.0, 0.0), (hs[0] - 12.0, hs[1] - 12.0, hs[2] - 12.0))
+    skull = ellipsoid(grid, (0.0, 0.0, 0.0), (hs[0] - 5.0, hs[1] - 5.0, hs[2] - 5.0)) & ~inner
+    y = grid.axis_mm(1)[None, :, None]
+    z = grid.axis_mm(2)[None, None, :]
+    floor = _floor(y)
+    cranium = inner & (z > floor)
+    skull |= inner & (z <= floor) & (z > floor - 7.0)  # skull base plates
+
+    brainstem = tube(
+        grid,
+        spline(
+            [(0.0, 22.0, z_lo), (j.offset(2.0), 16.0 + j.offset(2.0), -30.0), (0.0, 6.0, -2.0)], 10
+        ),
+        np.array([10.0, 12.5, 13.0]) * j.scale(1.0, 0.08),
+    )
+    cranium |= brainstem
+    chiasm_c = (j.offset(1.5), -16.0 + j.offset(2.0), -8.0 + j.offset(2.0))
+    chiasm = ellipsoid(grid, chiasm_c, j.scale3((8.0, 4.5, 3.0), 0.1))
+    nerves: dict[str, BoolArray] = {}
+    globes = []
+    for name, sd in (("OpticNrv_L", 1.0), ("OpticNrv_R", -1.0)):
+        globe_c = (sd * 32.0, -hs[1] + 24.0, -16.0)
+        globes.append(ellipsoid(grid, globe_c, (12.0, 12.0, 12.0)))
+        path = spline(
+            [
+                (chiasm_c[0] + sd * 6.0, chiasm_c[1] - 3.0, chiasm_c[2]),
+                (sd * 20.0, -48.0, -10.0),
+                globe_c,
+            ],
+            8,
+        )
+        nerves[name] = tube(grid, path[:-1], j.scale(2.6, 0.08))
+    cochleae: dict[str, BoolArray] = {}
+    petrous = np.zeros(grid.shape, dtype=bool)
+    for name, sd in (("Cochlea_L", 1.0), ("Cochlea_R", -1.0)):
+        c = (sd * j.scale(38.0, 0.05), 12.0 + j.offset(2.0), -34.0 + j.offset(2.0))
+        cochleae[name] = ellipsoid(grid, c, (4.0, 4.0, 3.5))
+        petrous |= capsule(grid, (sd * 55.0, 24.0, -36.0), (sd * 18.0, -2.0, -30.0), 9.0)
+    soft = brainstem | chiasm | cochleae["Cochlea_L"] | cochleae["Cochlea_R"]
+    soft |= nerves["OpticNrv_L"] | nerves["OpticNrv_R"]
+    skull = (skull | petrous) & ~soft
+    inner_ear = cochleae["Cochlea_L"] | cochleae["Cochlea_R"]
+    brain = cranium & ~skull & ~(globes[0] | globes[1]) & ~inner_ear
+    parts.paint(skull, BONE_CORTICAL)
+
+    # Metastases: largest first; PTV1 may be placed next to the brainstem or the chiasm.
+    n_mets = 1 + seed % 3
+    radii = sorted((j.uniform(5.0, 12.0) for _ in range(n_mets)), reverse=True)
+    place = int(j.rng.integers(3))  # 0: free, 1: near brainstem, 2: near chiasm
+    serial = brainstem | chiasm | nerves["OpticNrv_L"] | nerves["OpticNrv_R"]
+    d_serial = distance_mm(serial, grid, 20.0)
+    d_inside = inner_distance_mm(brain, grid)
+    ptvs: list[BoolArray] = []
+    for i, r in enumerate(radii):
+        r_ptv = r * (1.0 + SHAPE_VARIATION) + PTV_MARGIN_MM  # largest extent of the PTV
+        room = (d_inside > r_ptv + 6.0) & (d_serial > r_ptv + 4.0)
+        for other in ptvs:
+            room &= distance_mm(other, grid, r_ptv + 12.0) > r_ptv + 12.0
+        if i == 0 and place > 0:
+            near = brainstem if place == 1 else chiasm
+            gap = j.uniform(3.0, 9.0)
+            d_near = distance_mm(near, grid, r_ptv + gap + 3.0)
+            band = (d_near > r_ptv + gap) & (d_near <= r_ptv + gap + 3.0)
+            room = band & (d_inside > r_ptv + 3.0) & (d_serial > r_ptv + 2.5)
+        c = j.pick_voxel(room, grid)
+        semi = j.scale3((r, r, r), SHAPE_VARIATION)
+        rot = rotation_matrix(j.offset(45.0), j.offset(45.0), j.offset(45.0))
+        gtv = ellipsoid(grid, c, semi, rot)
+        ptvs.append(expand(gtv, grid, PTV_MARGIN_MM) & brain)
+    targets = np.logical_or.reduce(ptvs)
+
+    for i, ptv in enumerate(ptvs, start=1):
+        parts.add(f"PTV{i}", "PTV", ptv)
+    parts.add("Brainstem", "ORGAN", brainstem)
+    parts.add("OpticChiasm", "ORGAN", chiasm)
+    parts.add("OpticNrv_L", "ORGAN", nerves["OpticNrv_L"])
+    parts.add("OpticNrv_R", "ORGAN", nerves["OpticNrv_R"])
+    parts.add("Cochlea_L", "ORGAN", cochleae["Cochlea_L"])
+    parts.add("Cochlea_R", "ORGAN", cochleae["Cochlea_R"])
+    parts.add("Brain", "ORGAN", brain)
+    parts.add("Brain-PTV", "CONTROL", brain & ~targets)
+    levels = {f"PTV{i}": RX_GY for i in range(2, n_mets + 1)}
+    rx = Prescription(
+        total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV1", dose_levels_gy=levels
+    )
+    return assemble(parts, scenario="brain-srs", seed=seed, prescription=rx, beams=srs_beams)
