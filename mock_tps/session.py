@@ -66,6 +66,8 @@ class MockTpsSession:
         Settings of the fluence optimizer (smoothness, tolerance, sampling).
     approval_status
         An approved plan refuses changes with :class:`PlanLocked`.
+    dose_influence
+        A dose-influence matrix already computed for this case (skips the engine and cache).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class MockTpsSession:
         cache_dir: str | Path | None = None,
         optimizer_settings: OptimizerSettings | None = None,
         approval_status: ApprovalStatus = ApprovalStatus.UNAPPROVED,
+        dose_influence: DoseInfluence | None = None,
     ) -> None:
         self._case = case
         self._engine_params = engine_params or EngineParams()
@@ -84,7 +87,7 @@ class MockTpsSession:
         self._settings = optimizer_settings or OptimizerSettings()
         self._approval = approval_status
         self._objectives: list[Objective] = []
-        self._dij: DoseInfluence | None = None
+        self._dij: DoseInfluence | None = dose_influence
         self._problem: FluenceProblem | None = None
         self._weights: NDArray[np.float64] | None = None
         self._dose: NDArray[np.float32] | None = None

@@ -1,0 +1,152 @@
+"""On-disk cache of dose-influence matrices (one ``.npz`` file per case geometry and engine).
+
+The key hashes ``case.geometry_hash()`` (grid, densities, body, targets, beams), ``repr`` of the
+:class:`EngineParams` and :data:`ENGINE_VERSION`. Files are written atomically (temporary file in
+the same directory, then rename). An unreadable or inconsistent file is logged and recomputed; a
+cache directory that cannot be written degrades to computing without the cache (with a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from loguru import logger
+
+from mock_tps.case import Case
+from mock_tps.dose_engine import ENGINE_VERSION, EngineParams, compute_dose_influence
+from mock_tps.dose_influence import DoseInfluence
+
+#: Environment variable naming the cache directory.
+CACHE_DIR_ENV = "RTPLAN_CACHE_DIR"
+
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, IndexError, zipfile.BadZipFile)
+
+
+class _CacheMismatch(ValueError):
+    """A cache file that does not hold what its name promises."""
+
+
+def default_cache_dir() -> Path:
+    """``$RTPLAN_CACHE_DIR`` if set, else ``~/.cache/rtplan/dij``."""
+    env = os.environ.get(CACHE_DIR_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rtplan" / "dij"
+
+
+def cache_key(case: Case, params: EngineParams) -> str:
+    """Key of the dose-influence matrix of ``case`` computed with ``params``."""
+    text = f"{ENGINE_VERSION}|{case.geometry_hash()}|{params!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cache_path(case: Case, params: EngineParams, cache_dir: str | Path | None = None) -> Path:
+    """Where the matrix of ``case`` and ``params`` is cached."""
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return directory / f"dij-{cache_key(case, params)}.npz"
+
+
+def cached_dose_influence(
+    case: Case, params: EngineParams | None = None, cache_dir: str | Path | None = None
+) -> DoseInfluence:
+    """:func:`compute_dose_influence`, read from or written to the on-disk cache.
+
+    Parameters
+    ----------
+    case, params
+        As for :func:`mock_tps.dose_engine.compute_dose_influence`.
+    cache_dir
+        Cache directory; default :func:`default_cache_dir`.
+    """
+    p = params if params is not None else EngineParams()
+    key = cache_key(case, p)
+    path = cache_path(case, p, cache_dir)
+    if path.is_file():
+        try:
+            dij = _load(path, key, case.grid.shape)
+            logger.debug("dose influence of {} read from cache {}", case.name, path)
+            return dij
+        except _READ_ERRORS as exc:
+            logger.warning(
+                "dose-influence cache file {} is unreadable ({}: {}); recomputing",
+                path,
+                type(exc).__name__,
+                exc,
+            )
+    dij = compute_dose_influence(case, p)
+    try:
+        _save_atomic(path, dij, key)
+    except OSError as exc:
+        logger.warning(
+            "cannot write the dose-influence cache in {} ({}); continuing without the cache",
+            path.parent,
+            exc,
+        )
+    return dij
+
+
+def _save_atomic(path: Path, dij: DoseInfluence, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = dij.matrix
+    fd, tmp_name = tempfile.mkstemp(prefix=".dij-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(
+                fh,
+                key=np.array(key),
+                engine_version=np.array(ENGINE_VERSION),
+                data=m.data,
+                indices=m.indices,
+                indptr=m.indptr,
+                shape=np.asarray(m.shape, dtype=np.int64),
+                voxel_indices=dij.voxel_indices,
+                grid_shape=np.asarray(dij.grid_shape, dtype=np.int64),
+                beamlet_beam=dij.beamlet_beam,
+                beamlet_ij=dij.beamlet_ij,
+            )
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, key: str, grid_shape: tuple[int, int, int]) -> DoseInfluence:
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["key"]) != key or str(z["engine_version"]) != ENGINE_VERSION:
+            raise _CacheMismatch("key or engine version differs")
+        data = np.asarray(z["data"], dtype=np.float32)
+        indices = np.asarray(z["indices"])
+        indptr = np.asarray(z["indptr"])
+        n_rows, n_cols = (int(v) for v in z["shape"])
+        voxel_indices = np.asarray(z["voxel_indices"], dtype=np.int64)
+        stored_grid = tuple(int(v) for v in z["grid_shape"])
+        beamlet_beam = np.asarray(z["beamlet_beam"], dtype=np.int32)
+        beamlet_ij = np.asarray(z["beamlet_ij"], dtype=np.int32)
+    consistent = (
+        stored_grid == tuple(grid_shape)
+        and indptr.shape == (n_rows + 1,)
+        and indices.shape == data.shape
+        and int(indptr[0]) == 0
+        and int(indptr[-1]) == data.size
+        and voxel_indices.shape == (n_rows,)
+        and beamlet_beam.shape == (n_cols,)
+        and beamlet_ij.shape == (n_cols, 2)
+        and (indices.size == 0 or (int(indices.min()) >= 0 and int(indices.max()) < n_cols))
+    )
+    if not consistent:
+        raise _CacheMismatch("array shapes are inconsistent")
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+    matrix.has_canonical_format = True
+    return DoseInfluence(
+        matrix=matrix,
+        voxel_indices=voxel_indices,
+        grid_shape=(stored_grid[0], stored_grid[1], stored_grid[2]),
+        beamlet_beam=beamlet_beam,
+        beamlet_ij=beamlet_ij,
+    )

@@ -1,0 +1,71 @@
+"""Water-box cases for the dose-engine tests (built directly with ``Case(...)``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from esapi_bridge.dto import Technique
+from mock_tps.case import Beam, BeamSet, Case, Prescription, Structure
+from mock_tps.grid import Grid
+
+Box = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+DensityFn = Callable[
+    [NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]
+]
+
+
+def grid_covering(bounds: Box, spacing_mm: tuple[float, float, float]) -> Grid:
+    """Grid whose voxel faces lie on ``bounds`` (lo, hi) along x, y, z."""
+    shape = tuple(round((hi - lo) / s) for (lo, hi), s in zip(bounds, spacing_mm, strict=True))
+    origin = tuple(lo + s / 2.0 for (lo, _), s in zip(bounds, spacing_mm, strict=True))
+    return Grid(
+        shape=(shape[0], shape[1], shape[2]),
+        spacing_mm=spacing_mm,
+        origin_mm=(origin[0], origin[1], origin[2]),
+    )
+
+
+def box_mask(grid: Grid, box: Box) -> NDArray[np.bool_]:
+    """Voxels whose centres lie inside ``box`` (bounds inclusive)."""
+    x, y, z = grid.coordinates_mm()
+    (x0, x1), (y0, y1), (z0, z1) = box
+    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1) & (z >= z0) & (z <= z1)
+
+
+def water_case(
+    grid: Grid,
+    body: Box,
+    target: Box,
+    beams: tuple[Beam, ...] = (Beam(0.0),),
+    isocenter_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    margin_mm: float = 0.0,
+    beamlet_mm: float = 5.0,
+    density: DensityFn | None = None,
+) -> Case:
+    """A box of water (density 1, or ``density(x, y, z)``) with a box target."""
+    body_mask = box_mask(grid, body)
+    target_mask = box_mask(grid, target)
+    rho = np.ones(grid.shape, dtype=np.float32)
+    if density is not None:
+        rho = np.asarray(density(*grid.coordinates_mm()), dtype=np.float32)
+    beam_set = BeamSet(
+        Technique.IMRT,
+        beams,
+        isocenter_mm,
+        beamlet_size_mm=beamlet_mm,
+        target_margin_mm=margin_mm,
+    )
+    return Case(
+        name="water",
+        grid=grid,
+        density=rho,
+        structures={
+            "BODY": Structure("BODY", "EXTERNAL", body_mask),
+            "PTV": Structure("PTV", "PTV", target_mask),
+        },
+        prescription=Prescription(total_dose_gy=2.0, fractions=1, target_id="PTV"),
+        beams=beam_set,
+    )
