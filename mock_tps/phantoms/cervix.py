@@ -14,6 +14,7 @@ import numpy as np
 from mock_tps.case import BeamSet, Case, Prescription
 from mock_tps.phantoms.common import (
     BONE_SPONGY,
+    VMAT_BEAMLET_MM,
     Jitter,
     assemble,
     grid_from_bounds,
@@ -122,5 +123,5 @@ def build_cervix(seed: int, spacing_mm: float) -> Case:
         scenario="cervix",
         seed=seed,
         prescription=rx,
-        beams=lambda iso: BeamSet.vmat(120, iso, arcs=2),
+        beams=lambda iso: BeamSet.vmat(120, iso, arcs=2, beamlet_size_mm=VMAT_BEAMLET_MM),
     )

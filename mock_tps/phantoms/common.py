@@ -20,6 +20,9 @@ SOFT_TISSUE = 1.0
 BONE_SPONGY = 1.5
 BONE = 1.65
 BONE_CORTICAL = 1.8
+#: Beamlet size (mm) of VMAT control points: one MLC aperture per control point has fewer
+#: degrees of freedom than a static IMRT field, so a coarser fluence grid represents it.
+VMAT_BEAMLET_MM = 10.0
 
 
 class Jitter:

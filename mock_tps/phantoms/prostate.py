@@ -12,6 +12,7 @@ import numpy as np
 from mock_tps.case import BeamSet, Case, Prescription
 from mock_tps.phantoms.common import (
     BONE,
+    VMAT_BEAMLET_MM,
     Jitter,
     assemble,
     grid_from_bounds,
@@ -79,5 +80,11 @@ def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
 
     scenario = "prostate-complex" if vmat else "prostate-basic"
     rx = Prescription(total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV")
-    beams = (lambda iso: BeamSet.vmat(180, iso)) if vmat else (lambda iso: BeamSet.imrt(7, iso))
+    # VMAT: a control point's aperture is one MLC shape, not a free fluence map, so a coarser
+    # beamlet (VMAT_BEAMLET_MM) per control point keeps the degrees of freedom (and D_ij) realistic.
+    beams = (
+        (lambda iso: BeamSet.vmat(180, iso, beamlet_size_mm=VMAT_BEAMLET_MM))
+        if vmat
+        else (lambda iso: BeamSet.imrt(7, iso))
+    )
     return assemble(parts, scenario=scenario, seed=seed, prescription=rx, beams=beams)
