@@ -25,6 +25,11 @@ RX_GY = 79.2
 FRACTIONS = 44
 PTV_MARGIN_MM = 7.0
 FOV_MARGIN_Z_MM = 50.0
+#: How far the bladder base presses into the prostate (mm) and the rectum's anterior wall
+#: gap to it (negative: pressed in). They set the OARs' overlap with the PTV, and so how hard
+#: the case is: calibrated so that a class-solution start leaves headroom (bench.calibration).
+BLADDER_INDENT_MM = (-1.0, 5.0)
+RECTUM_GAP_MM = (-3.0, 1.5)
 
 
 def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
@@ -56,7 +61,7 @@ def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
 
     # Bladder: rests on the prostate base; the indent sets its overlap with the PTV.
     b_semi = j.scale3((44.0, 36.0, 32.0), 0.12)
-    b_indent = j.uniform(-1.0, 5.0)
+    b_indent = j.uniform(*BLADDER_INDENT_MM)
     b_c = (j.offset(4.0), -semi[1] * 0.6 + j.offset(3.0), semi[2] + b_semi[2] - b_indent)
     bladder = ellipsoid(grid, b_c, b_semi, rotation_matrix(rx_deg=j.offset(15.0)))
     bladder |= ellipsoid(  # a second lobe makes the dome less regular
@@ -68,7 +73,7 @@ def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
 
     # Rectum: a tube whose anterior wall touches (or nearly touches) the prostate.
     r_rad = j.scale(14.5, 0.12)
-    gap = j.uniform(-3.0, 1.5)
+    gap = j.uniform(*RECTUM_GAP_MM)
     path = rectum_path(j, semi[1] + gap, r_rad, z_lo + 22.0, semi[2] + 2 * sv_len + 30.0)
     rectum = tube(grid, path, np.linspace(0.8 * r_rad, r_rad, len(path))) & ~ctv & ~bladder
 
