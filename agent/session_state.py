@@ -1,0 +1,95 @@
+"""The loop's running state: records so far, the current plan, the best plan, the stop rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.evaluation import Evaluation
+from agent.records import IterationRecord, SessionConfig, StopReason
+from agent.stopping import better
+from esapi_bridge.dto import Objective, OptimizationResult
+
+
+@dataclass
+class SessionState:
+    """What the loop knows between iterations.
+
+    ``best`` is the index of the best record so far (strictly better wins; ties keep the
+    earlier); ``reference`` the record the stall counter compares against (it moves only
+    on an improvement of at least ``min_improvement``); ``stall`` counts records since.
+    """
+
+    records: list[IterationRecord] = field(default_factory=list)
+    objectives: list[Objective] = field(default_factory=list)
+    evaluation: Evaluation | None = None
+    optimization: OptimizationResult | None = None
+    inner_optimizations: int = 0
+    rejected: int = 0
+    stall: int = 0
+    best: int | None = None
+    reference: int | None = None
+    feedback: list[str] = field(default_factory=list)
+    prior_wall_s: float = 0.0
+
+    def add(self, record: IterationRecord, min_improvement: float) -> None:
+        """Take a completed record as the current plan and update best / stall."""
+        assert record.evaluation is not None
+        self.records.append(record)
+        self.objectives = list(record.applied_objectives)
+        self.evaluation, self.optimization = record.evaluation, record.optimization
+        index = len(self.records) - 1
+        if self.best is None or better(record.evaluation, self.best_evaluation(), 0.0):
+            self.best = index
+        reference = None if self.reference is None else self.records[self.reference].evaluation
+        if reference is None or better(record.evaluation, reference, min_improvement):
+            self.reference, self.stall = index, 0
+        else:
+            self.stall += 1
+
+    def load(self, records: list[IterationRecord]) -> None:
+        """Restore the state of journaled records (resume); the plan itself is not touched."""
+        self.records = list(records)
+        self.inner_optimizations = sum(r.inner_optimizations for r in records)
+        self.rejected = sum(len(r.rejected) for r in records)
+        self.prior_wall_s = sum(r.timings.total_s for r in records)
+        self.best = self.reference = self.best_index()
+
+    def best_index(self) -> int | None:
+        """Index of the best evaluated record (ties: the earliest)."""
+        best: int | None = None
+        for i, rec in enumerate(self.records):
+            if rec.evaluation is None:
+                continue
+            prev = None if best is None else self.records[best].evaluation
+            if prev is None or better(rec.evaluation, prev, 0.0):
+                best = i
+        return best
+
+    def best_evaluation(self) -> Evaluation:
+        """The evaluation of the best record (the current one if there is none)."""
+        if self.best is None:
+            assert self.evaluation is not None
+            return self.evaluation
+        ev = self.records[self.best].evaluation
+        assert ev is not None
+        return ev
+
+    def stop_reason(self, iteration: int, config: SessionConfig) -> StopReason | None:
+        """The stop rule before ``iteration``: goals met and score at its maximum or stalled
+        for ``patience``; stalled for ``stall_limit``; past ``max_iterations``."""
+        ev = self.evaluation
+        assert ev is not None
+        if (
+            ev.all_priority1_met
+            and ev.max_score is not None
+            and ev.score is not None
+            and ev.score >= ev.max_score - 1e-9
+        ):
+            return StopReason.GOALS_MET
+        if self.stall >= config.patience and self.best_evaluation().all_priority1_met:
+            return StopReason.GOALS_MET
+        if self.stall >= config.stall_limit:
+            return StopReason.NO_IMPROVEMENT
+        if iteration > config.max_iterations:
+            return StopReason.ITERATION_LIMIT
+        return None

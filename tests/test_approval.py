@@ -1,0 +1,139 @@
+"""Human in the loop: scripted answers to the approval dialogue, and its effect on the loop."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes import FakeTpsSession, ScriptedPolicy
+from rich.console import Console
+
+from agent.approval import ConsoleApprover, apply_edits
+from agent.journal import read_journal
+from agent.loop import PlanningLoop
+from agent.policies.base import PolicyContext
+from agent.records import (
+    ApprovalAction,
+    GuardVerdict,
+    Proposal,
+    SessionConfig,
+    StopReason,
+    VerdictStatus,
+)
+from agent.templates import load_template, match_structures
+from esapi_bridge.dto import objective_key
+
+TEMPLATE = load_template("prostate-basic")
+SMAP = match_structures(TEMPLATE, FakeTpsSession().structures())
+OBJS = TEMPLATE.initial_objectives(SMAP)
+KEY = "Rectum:point:upper:30"
+
+
+def _approver(answers: list[str]) -> tuple[ConsoleApprover, io.StringIO, list[str]]:
+    out = io.StringIO()
+    it: Iterator[str] = iter(answers)
+    prompts: list[str] = []
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(it)
+
+    return ConsoleApprover(Console(file=out, width=160), ask), out, prompts
+
+
+def _proposal() -> Proposal:
+    moved = [o.model_copy(update={"dose_gy": 65.0}) if objective_key(o) == KEY else o for o in OBJS]
+    return Proposal(objectives=moved, rationale="rectum V75 fails", policy="rule")
+
+
+def _review(approver: ConsoleApprover):
+    p = _proposal()
+    return approver.review(1, p, OBJS, p.objectives, GuardVerdict(status=VerdictStatus.ACCEPTED))
+
+
+def test_table_shows_before_after_and_rationale() -> None:
+    approver, out, _ = _approver(["a"])
+    decision = _review(approver)
+    assert decision.action is ApprovalAction.APPROVE
+    text = out.getvalue()
+    assert KEY in text and "71.28" in text and "65" in text
+    assert "rectum V75 fails" in text
+
+
+def test_unknown_answer_then_stop() -> None:
+    approver, out, prompts = _approver(["maybe", "s"])
+    assert _review(approver).action is ApprovalAction.STOP
+    assert "unknown answer 'maybe'" in out.getvalue() and len(prompts) == 2
+
+
+def test_feedback_is_returned() -> None:
+    approver, _, _ = _approver(["f", "spare the rectum more"])
+    decision = _review(approver)
+    assert decision.action is ApprovalAction.FEEDBACK
+    assert decision.feedback == "spare the rectum more"
+
+
+def test_edit_changes_a_field_and_bad_edits_are_explained() -> None:
+    approver, out, _ = _approver(
+        ["e", f"{KEY} dose_gy abc", "", "e", f"{KEY} priority 80", "", "a"]
+    )
+    decision = _review(approver)
+    assert decision.action is ApprovalAction.EDIT and decision.objectives is not None
+    edited = next(o for o in decision.objectives if objective_key(o) == KEY)
+    assert edited.priority == 80 and edited.dose_gy == 65.0
+    assert "'abc' is not a number" in out.getvalue()
+
+
+def test_apply_edits_validates() -> None:
+    with pytest.raises(ValueError, match="unknown objective"):
+        apply_edits(OBJS, ["Nope:point:upper:1 dose_gy 3"])
+    with pytest.raises(ValueError, match="cannot be edited"):
+        apply_edits(OBJS, [f"{KEY} structure_id 3"])
+    with pytest.raises(ValueError, match="priority"):
+        apply_edits(OBJS, [f"{KEY} priority 5000"])
+
+
+def _loop(tmp_path: Path, policy: ScriptedPolicy, approver: ConsoleApprover) -> PlanningLoop:
+    return PlanningLoop(
+        FakeTpsSession(), TEMPLATE, policy, SessionConfig(template="prostate-basic", approve=True),
+        tmp_path / "s", approver=approver, save_snapshots=False,
+    )  # fmt: skip
+
+
+def _nudge(ctx: PolicyContext) -> Proposal:
+    objs = [
+        o.model_copy(update={"priority": o.priority + 10}) if objective_key(o) == KEY else o
+        for o in ctx.objectives
+    ]
+    return Proposal(objectives=objs, rationale="nudge")
+
+
+def test_feedback_reaches_the_policy_and_the_tps_never_sees_the_refused_proposal(
+    tmp_path: Path,
+) -> None:
+    policy = ScriptedPolicy([_nudge, _nudge, _nudge])
+    approver, _, _ = _approver(["f", "keep the bladder low", "a", "s"])
+    loop = _loop(tmp_path, policy, approver)
+    summary = loop.run()
+    assert summary.stop_reason is StopReason.CLINICIAN_STOP
+    contexts: list[PolicyContext] = policy.contexts  # type: ignore[assignment]
+    assert contexts[0].feedback == ()
+    assert contexts[1].feedback == ("keep the bladder low",)
+    log = read_journal(tmp_path / "s")
+    first = log.iterations[1]
+    assert first.approval is ApprovalAction.APPROVE and first.feedback == "keep the bladder low"
+    assert first.rejected[0].verdict.reasons == ["clinician feedback: keep the bladder low"]
+    # template plan + one approved iteration reached the TPS
+    assert len(loop.session.set_calls) == 2  # type: ignore[attr-defined]
+
+
+def test_edited_objectives_are_applied(tmp_path: Path) -> None:
+    approver, _, _ = _approver(["e", f"{KEY} dose_gy 66", "", "s"])
+    loop = _loop(tmp_path, ScriptedPolicy([_nudge, _nudge]), approver)
+    loop.run()
+    applied = read_journal(tmp_path / "s").iterations[1]
+    assert applied.approval is ApprovalAction.EDIT
+    moved = next(o for o in applied.applied_objectives if objective_key(o) == KEY)
+    assert moved.dose_gy == 66.0 and moved.priority == 50.0

@@ -1,0 +1,138 @@
+"""``rtplan`` CLI on the fake TPS: plan, resume, replay, report, bad input and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fakes import FakeTpsSession
+from typer.testing import CliRunner
+
+import agent.cli as cli
+from agent.journal import read_journal
+from agent.records import SessionConfig, StopReason
+
+runner = CliRunner()
+
+
+@dataclass
+class FakeTps:
+    """The sessions the CLI opened, and faults to inject into the next ones."""
+
+    opened: list[FakeTpsSession] = field(default_factory=list)
+    faults: dict[int, BaseException | str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def fake_tps(monkeypatch) -> FakeTps:
+    """Every session the CLI opens is a fresh fake TPS."""
+    tps = FakeTps()
+
+    def factory(cache_dir: Path | None = None):  # type: ignore[no-untyped-def]
+        def open_session(config: SessionConfig) -> FakeTpsSession:
+            tps.opened.append(FakeTpsSession(faults=dict(tps.faults)))
+            return tps.opened[-1]
+
+        return open_session
+
+    monkeypatch.setattr(cli, "mock_session_factory", factory)
+    return tps
+
+
+def _plan(tmp_path: Path, *extra: str, input: str | None = None):
+    return runner.invoke(
+        cli.app,
+        [
+            "plan",
+            "--scenario",
+            "prostate-basic",
+            "--out",
+            str(tmp_path / "s"),
+            "--no-report",
+            *extra,
+        ],
+        input=input,
+    )
+
+
+def test_plan_runs_and_prints_the_goals_table(tmp_path: Path, fake_tps) -> None:
+    result = _plan(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Clinical goals" in result.output and "ptv_d95" in result.output
+    assert "stop: goals_met" in result.output
+    assert read_journal(tmp_path / "s").header.config.scenario == "prostate-basic"
+
+
+def test_unknown_scenario_and_template(tmp_path: Path, fake_tps) -> None:
+    result = _plan(tmp_path, "--scenario", "pancreas")
+    assert result.exit_code == 2 and "unknown scenario 'pancreas'" in result.output
+    result = _plan(tmp_path, "--template", "nowhere")
+    assert result.exit_code == 2 and "unknown template 'nowhere'" in result.output
+    result = runner.invoke(cli.app, ["plan", "--tg119", "medium", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "easy' or 'hard'" in result.output
+    assert fake_tps.opened == []  # nothing was opened
+
+
+def test_structure_mismatch_is_bad_input(tmp_path: Path, fake_tps) -> None:
+    # the liver template needs Liver, SpinalCord, ...: the fake prostate plan has none
+    result = _plan(tmp_path, "--template", "liver")
+    assert result.exit_code == 2
+    assert "cannot map the plan's structures" in result.output
+    assert fake_tps.opened[0].set_calls == []
+
+
+def test_unwritable_output_dir(tmp_path: Path, fake_tps) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(cli.app, ["plan", "--out", str(blocker / "s"), "--no-report"])
+    assert result.exit_code == 2 and "cannot write the session journal" in result.output
+    assert fake_tps.opened == []
+
+
+def test_interrupted_session_exit_code_then_resume(tmp_path: Path, fake_tps) -> None:
+    fake_tps.faults[2] = KeyboardInterrupt()
+    result = _plan(tmp_path)
+    assert result.exit_code == 130, result.output
+    assert "original objectives were restored" in result.output
+    fake_tps.faults.clear()
+    result = runner.invoke(cli.app, ["resume", str(tmp_path / "s"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    log = read_journal(tmp_path / "s")
+    assert log.summary is not None and log.summary.stop_reason is StopReason.GOALS_MET
+
+
+def test_resume_of_a_truncated_journal_is_a_clear_error(tmp_path: Path, fake_tps) -> None:
+    assert _plan(tmp_path, "--max-iterations", "1").exit_code == 0
+    path = tmp_path / "s" / "journal.jsonl"
+    path.write_bytes(path.read_bytes()[:-25])
+    before = path.read_bytes()
+    result = runner.invoke(cli.app, ["resume", str(path)])
+    assert result.exit_code == 2 and "truncated" in result.output
+    assert path.read_bytes() == before
+
+
+def test_replay_reports_match(tmp_path: Path, fake_tps) -> None:
+    assert _plan(tmp_path).exit_code == 0
+    result = runner.invoke(cli.app, ["replay", str(tmp_path / "s"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "MATCH" in result.output and "tolerance 0.01" in result.output
+
+
+def test_report_of_a_missing_session(tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["report", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "error" in result.output
+
+
+def test_templates_subcommand_is_mounted() -> None:
+    result = runner.invoke(cli.app, ["templates", "--help"])
+    assert result.exit_code == 0 and "templates" in result.output.lower()
+
+
+def test_approve_shows_the_proposal_and_stops_on_request(tmp_path: Path, fake_tps) -> None:
+    result = _plan(tmp_path, "--approve", input="s\n")
+    assert result.exit_code == 0, result.output
+    assert "Proposal for iteration 1" in result.output and "Rationale (rule)" in result.output
+    assert "stop: clinician_stop" in result.output
+    # only the template plan reached the TPS
+    assert len(fake_tps.opened[0].set_calls) == 1
