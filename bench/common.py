@@ -8,18 +8,24 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from loguru import logger
 from rich.console import Console
 from rich.table import Table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 console = Console()
+
+# Benchmarks print tables; the TPS's debug log would drown them (set RTPLAN_BENCH_LOG=DEBUG to see it).
+logger.remove()
+logger.add(sys.stderr, level=os.environ.get("RTPLAN_BENCH_LOG", "WARNING"))
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:

@@ -77,9 +77,8 @@ TARGETS = {
 def run_ours(runs: int) -> dict[str, Any]:
     """Dose-influence and optimization times (medians), plan quality and peak RSS of ours."""
     from mock_tps.dose_engine import compute_dose_influence
-    from mock_tps.tg119 import load_tg119
-
     from mock_tps.session import MockTpsSession
+    from mock_tps.tg119 import load_tg119
 
     case = load_tg119()
     dij_s, dij_runs, dij = median_runs(lambda: compute_dose_influence(case), runs)
@@ -116,7 +115,7 @@ def run_peer(runs: int) -> dict[str, Any] | None:
     for i in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "peer.json"
-            console.print(f"peer run {i + 1}/{runs} (pyRadPlan, about a minute)...")
+            console.print(f"peer run {i + 1}/{runs} (pyRadPlan on the CT grid: a few minutes)...")
             proc = subprocess.run(
                 [str(PEER_PYTHON), str(PEER_SCRIPT), "--out", str(out)], check=False
             )

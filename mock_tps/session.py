@@ -138,7 +138,9 @@ class MockTpsSession:
     def set_objectives(self, objectives: Sequence[Objective]) -> None:
         """Replace every objective; validated in full first, so nothing is half-applied."""
         if self._approval.is_locked:
-            raise PlanLocked(f"plan {self._case.name!r} is {self._approval.value}: objectives are read-only")
+            raise PlanLocked(
+                f"plan {self._case.name!r} is {self._approval.value}: objectives are read-only"
+            )
         new = list(objectives)
         n_nto = sum(isinstance(o, NormalTissueObjective) for o in new)
         if n_nto > 1:
@@ -205,7 +207,9 @@ class MockTpsSession:
             total_objective_value=result.total_value,
             structure_objective_values=dict(result.structure_values),
             objective_values=[
-                ObjectiveValue(key=k, structure_id=None if k == "NTO" else k.split(":", 1)[0], value=v)
+                ObjectiveValue(
+                    key=k, structure_id=None if k == "NTO" else k.split(":", 1)[0], value=v
+                )
                 for k, v in result.objective_values.items()
             ],
             iterations=result.iterations,

@@ -48,8 +48,8 @@ def dose_slice(
         plane=SlicePlane(plane),
         index=index,
         position_mm=float(org[cut_axis] + index * sp[cut_axis]),
-        row_axis=_AXIS_NAMES[row_axis],  # type: ignore[arg-type]
-        col_axis=_AXIS_NAMES[col_axis],  # type: ignore[arg-type]
+        row_axis=_AXIS_NAMES[row_axis],
+        col_axis=_AXIS_NAMES[col_axis],
         spacing_mm=(sp[row_axis], sp[col_axis]),
         origin_mm=(org[row_axis], org[col_axis]),
         dose_gy=np.round(cut(dose_gy).astype(np.float64), 4).tolist(),

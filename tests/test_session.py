@@ -140,7 +140,7 @@ def test_bad_objectives_leave_the_plan_unchanged(tmp_path: Path) -> None:
             priority=50,
         ),
     ]
-    with pytest.raises(UnknownStructure, match="Bladder.*PTV"):
+    with pytest.raises(UnknownStructure, match=r"Bladder.*PTV"):
         session.set_objectives(bad)
     with pytest.raises(InvalidObjective, match="at most one normal tissue"):
         session.set_objectives([*OBJECTIVES, OBJECTIVES[-1]])

@@ -47,7 +47,11 @@ def open_mock_session(
     from mock_tps.tg119 import load_tg119
 
     if scenario.lower().replace("_", "-") in {"tg119", "tg-119"}:
-        case = load_tg119(tg119_path) if spacing_mm is None else load_tg119(tg119_path, spacing_mm=spacing_mm)
+        case = (
+            load_tg119(tg119_path)
+            if spacing_mm is None
+            else load_tg119(tg119_path, spacing_mm=spacing_mm)
+        )
     elif spacing_mm is None:
         case = make_case(scenario, seed)
     else:
