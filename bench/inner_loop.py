@@ -45,7 +45,6 @@ def bench_scenario(scenario: str, runs: int) -> dict[str, Any]:
     from agent.templates import load_template, match_structures
     from mock_tps.dose_engine import compute_dose_influence
     from mock_tps.phantoms import make_case
-
     from mock_tps.session import MockTpsSession
 
     case = make_case(scenario, 0)

@@ -8,6 +8,7 @@ import pytest
 from fakes import FakeTpsSession
 
 from agent.evaluation import GoalStatus, evaluate_session
+from agent.guardrails import Guardrails
 from agent.journal import read_journal
 from agent.loop import PlanningLoop
 from agent.memory import Memory
@@ -17,13 +18,21 @@ from agent.policies.rule_demands import (
     PRIORITY,
     PUSH,
     collect_demands,
+    needs_goal_objective,
     responsible_objectives,
     reversals,
     sign_flips,
 )
-from agent.records import GuardVerdict, IterationRecord, Proposal, SessionConfig, StopReason
+from agent.records import (
+    GuardVerdict,
+    IterationRecord,
+    Proposal,
+    SessionConfig,
+    StopReason,
+    VerdictStatus,
+)
 from agent.templates import load_template, match_structures
-from esapi_bridge.dto import NormalTissueObjective, OptimizeRequest, objective_key
+from esapi_bridge.dto import NormalTissueObjective, OptimizeRequest, PointObjective, objective_key
 
 TEMPLATE = load_template("prostate-basic")
 RX = 79.2
@@ -69,13 +78,14 @@ def test_demands_of_the_initial_plan() -> None:
 def test_responsible_objective_is_the_closest_upper_objective() -> None:
     ctx = _context(FakeTpsSession())
     demands = {d.id: d for d in collect_demands(ctx)}
-    # V94.7%Rx (75 Gy) -> the 0.90 Rx (71.3 Gy) objective, not the 0.70 Rx one
-    assert list(responsible_objectives(ctx, demands["goal:rectum_v75"])) == [
-        "Rectum:point:upper:30"
-    ]
+    # V75.76%Rx <= 50 % (60 Gy at 50 %) -> the 55.4 Gy / 55 % objective, not the 30 % one
     assert list(responsible_objectives(ctx, demands["goal:rectum_v60"])) == [
         "Rectum:point:upper:55"
     ]
+    # V94.7%Rx <= 15 % (75 Gy at 15 %): no objective within 10 % volume of the goal point,
+    # so none is pushed: a new one at the goal point is due
+    assert needs_goal_objective(ctx, demands["goal:rectum_v75"])
+    assert responsible_objectives(ctx, demands["goal:rectum_v75"]) == {}
     # a hot spot: push the max-dose objective, raise the coverage objective's priority
     assert responsible_objectives(ctx, demands["goal:ptv_hot"]) == {
         "PTV:point:upper:0": PUSH,
@@ -84,21 +94,32 @@ def test_responsible_objective_is_the_closest_upper_objective() -> None:
     assert responsible_objectives(ctx, demands["goal:ptv_d95"]) == {"PTV:point:lower:100": PUSH}
 
 
-def test_first_proposal_tightens_the_rectum_within_ranges() -> None:
-    ctx = _context(FakeTpsSession())
+def test_first_proposal_adds_an_objective_at_the_goal_point_within_ranges() -> None:
+    fake = FakeTpsSession()
+    ctx = _context(fake)
     proposal = RulePolicy().propose(ctx)
     assert not proposal.done and "Rectum" in proposal.rationale
     before = {objective_key(o): o for o in ctx.objectives}
     after = {objective_key(o): o for o in proposal.objectives}
-    assert after["Rectum:point:upper:30"].dose_gy < before["Rectum:point:upper:30"].dose_gy
-    assert after["Rectum:point:upper:30"].priority > before["Rectum:point:upper:30"].priority
+    # rectum V94.7%Rx <= 15 %: upper objective at 0.947 Rx - 0.02 Rx = 73.42 Gy, 0.8 x 15 %
+    new = after["Rectum:point:upper:12"]
+    assert isinstance(new, PointObjective)
+    assert new.dose_gy == pytest.approx(0.927 * RX, abs=0.01)
+    # the rectum V60 goal (priority 2) fails too, but waits while a priority-1 goal fails
+    assert after["Rectum:point:upper:55"] == before["Rectum:point:upper:55"]
     ranges = TEMPLATE.tpp_ranges_for(ctx.structure_map, RX)
     for key, obj in after.items():
-        rng = ranges[key]
+        rng = ranges.get(key)
+        if rng is None:
+            continue
         if rng.dose_gy is not None and not isinstance(obj, NormalTissueObjective):
             assert rng.dose_gy[0] <= obj.dose_gy <= rng.dose_gy[1]
         if rng.priority is not None:
             assert rng.priority[0] <= obj.priority <= rng.priority[1]
+    # and the guardrails accept it unchanged
+    guard = Guardrails(TEMPLATE, ctx.structure_map, fake.structures(), RX)
+    verdict, applied = guard.check(proposal, list(ctx.objectives))
+    assert verdict.status is VerdictStatus.ACCEPTED and applied == proposal.objectives
 
 
 def test_done_when_everything_is_met() -> None:

@@ -39,8 +39,10 @@ from agent.policies.rule_demands import (
     PUSH,
     Demand,
     collect_demands,
+    goal_point,
     is_futile,
-    needs_target_objective,
+    needs_goal_objective,
+    pushed,
     responsible_objectives,
     reversals,
     sign_flips,
@@ -102,10 +104,18 @@ class RulePolicy:
         ranges = context.template.tpp_ranges_for(context.structure_map, context.prescription_gy)
         history = [r.evaluation for r in context.history if r.evaluation is not None]
         # a demand pushed for several plans without progress is left alone
-        futile = [d for d in demands if d.deficit > 0 and is_futile(history, d)]
+        futile = [
+            d
+            for d in demands
+            if d.deficit > 0
+            and is_futile(history, d)
+            and pushed(context.history, list(responsible_objectives(context, d)))
+        ]
         failing = [d for d in demands if d.deficit > 0 and d not in futile]
         if not failing and futile:
-            spare = sparing_proposal(self, context, ranges) if ev.all_priority1_met else None
+            spare = None
+            if ev.all_priority1_met and ev.score is None:
+                spare = sparing_proposal(self, context, ranges)
             if spare is not None:
                 return spare
             return Proposal(
@@ -143,7 +153,7 @@ class RulePolicy:
         for demand in sorted(active, key=lambda d: -d.urgency):
             scale = self._scale(demand, history)
             roles = responsible_objectives(context, demand)
-            if needs_target_objective(context, demand) or not roles:
+            if needs_goal_objective(context, demand) or not roles:
                 new = _new_objective(context, demand)
                 known = set(current) | {objective_key(a) for a in additions}
                 if new is not None and objective_key(new) not in known:
@@ -388,51 +398,56 @@ def _rejected_keys(context: PolicyContext) -> set[str]:
 
 
 def _new_objective(context: PolicyContext, demand: Demand) -> Objective | None:
-    """An upper objective for a priority 1-2 demand that no objective serves well: an OAR
-    goal without objective, or a target hot-volume goal (``D10%``) far from every upper
-    objective's volume."""
+    """An upper objective for a priority 1-2 demand no objective serves well: at the goal
+    point of a ``D``/``V`` goal (:func:`needs_goal_objective`, a little tighter than the
+    goal), or for an OAR goal on a structure without objectives."""
     if not demand.upper or demand.priority > 2 or demand.is_index:
         return None
     rx = context.prescription_gy
-    dose_gy = demand.dose_level_gy
-    if dose_gy is None or not math.isfinite(dose_gy) or dose_gy <= 0:
-        return None
-    volume = demand.volume_pct if demand.volume_pct is not None else 0.0
-    volume = round(min(100.0, max(0.0, volume)), 2)
-    if demand.on_target:
-        if not needs_target_objective(context, demand):
-            return None
-        tops = [
-            o.priority
-            for o in context.objectives
-            if isinstance(o, PointObjective)
-            and o.operator is ObjectiveOperator.UPPER
-            and o.structure_id in demand.objective_structures
-        ]
-        canonical = demand.canonical_id
-        level = context.template.prescription.level_gy(canonical, rx)
+    mine = [
+        o.priority
+        for o in context.objectives
+        if isinstance(o, PointObjective | MeanDoseObjective | EudObjective)
+        and o.operator is ObjectiveOperator.UPPER
+        and o.structure_id in demand.objective_structures
+    ]
+    if needs_goal_objective(context, demand):
+        point = goal_point(demand)
+        assert point is not None
+        dose_gy, volume = point
+        if demand.on_target:
+            level = context.template.prescription.level_gy(demand.canonical_id, rx)
+            dose_gy = min(max(dose_gy - 0.01 * rx, level), 1.12 * level)
+        else:
+            dose_gy, volume = min(dose_gy - 0.02 * rx, 1.05 * rx), 0.8 * volume
         return PointObjective(
             structure_id=demand.plan_structure_id,
             operator=ObjectiveOperator.UPPER,
-            dose_gy=round(min(max(dose_gy - 0.01 * rx, level), 1.12 * level), 2),
-            volume_pct=volume,
-            priority=max(tops) if tops else 100.0,
+            dose_gy=round(max(dose_gy, 0.05 * rx), 2),
+            volume_pct=round(min(100.0, max(0.0, volume)), 2),
+            priority=max(mine) if mine else 100.0 if demand.on_target else 50.0,
         )
+    if mine or demand.on_target:
+        return None
     oar = [
         o.priority
         for o in context.objectives
         if not isinstance(o, NormalTissueObjective) and o.operator is ObjectiveOperator.UPPER
     ]
     priority = float(sorted(oar)[len(oar) // 2]) if oar else 50.0
-    dose_gy = round(min(dose_gy * 0.95, 1.05 * rx), 2)
+    goal_dose = demand.dose_level_gy
+    if goal_dose is None or not math.isfinite(goal_dose) or goal_dose <= 0:
+        return None
+    dose_gy = round(min(goal_dose * 0.95, 1.05 * rx), 2)
     if demand.kind == "mean":
         return MeanDoseObjective(
             structure_id=demand.plan_structure_id, dose_gy=dose_gy, priority=priority
         )
+    volume = demand.volume_pct if demand.volume_pct is not None else 0.0
     return PointObjective(
         structure_id=demand.plan_structure_id,
         operator=ObjectiveOperator.UPPER,
         dose_gy=dose_gy,
-        volume_pct=volume,
+        volume_pct=round(min(100.0, max(0.0, volume)), 2),
         priority=priority,
     )

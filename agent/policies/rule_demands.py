@@ -264,6 +264,20 @@ def _direction(before: Objective, after: Objective) -> int:
     return (score > 0) - (score < 0)
 
 
+def pushed(history: Sequence[IterationRecord], keys: Sequence[str], window: int = 3) -> bool:
+    """Whether one of the objectives ``keys`` changed in each of the last ``window``
+    iterations (the demand they serve was being worked on, not waiting)."""
+    records = list(history)[-(window + 1) :]
+    if len(records) < window + 1 or not keys:
+        return False
+    for before, after in itertools.pairwise(records):
+        old = {objective_key(o): o for o in before.applied_objectives}
+        new = {objective_key(o): o for o in after.applied_objectives}
+        if all(old.get(k) == new.get(k) for k in keys):
+            return False
+    return True
+
+
 def reversals(history: Sequence[IterationRecord], key: str) -> int:
     """How many times objective ``key`` switched between being tightened and relaxed."""
     directions: list[int] = []
@@ -327,19 +341,41 @@ def is_normal_tissue(template: SiteTemplate, canonical: str) -> bool:
     )
 
 
-def needs_target_objective(context: PolicyContext, demand: Demand) -> bool:
-    """A target hot-volume demand (``D10%``, ``D2%``) no upper objective is near (> 5 %)."""
+def goal_point(demand: Demand) -> tuple[float, float] | None:
+    """The DVH point (dose Gy, volume %) a ``D<x>%`` or ``V<x>[%]`` demand is about."""
     m = demand.metric
-    if not (demand.on_target and demand.upper) or m.kind is not MetricKind.DOSE_AT_VOLUME:
+    if m.kind is MetricKind.DOSE_AT_VOLUME and m.volume_unit == "%" and m.volume is not None:
+        return (demand.limit, m.volume) if demand.unit == "Gy" else None
+    if m.kind is MetricKind.VOLUME_AT_DOSE and demand.unit == "%" and demand.v_level_gy:
+        return (demand.v_level_gy, demand.limit)
+    return None
+
+
+def needs_goal_objective(context: PolicyContext, demand: Demand) -> bool:
+    """A priority 1-2 upper DVH-point demand that no upper point objective is near.
+
+    Targets: a hot-volume goal (``D10%``, volume >= 1 %) with no upper objective within
+    5 % volume. Organs at risk: a ``V``/``D`` goal with no upper objective within 10 %
+    volume and 0.1 Rx dose of the goal point: planners put one right at the constraint.
+    """
+    point = goal_point(demand)
+    if not demand.upper or demand.priority > 2 or point is None:
         return False
-    if m.volume_unit != "%" or m.volume is None or m.volume < 1.0:
-        return False
-    return not any(
-        isinstance(o, PointObjective)
+    dose_gy, volume = point
+    rx = context.prescription_gy
+    uppers = [
+        o
+        for o in context.objectives
+        if isinstance(o, PointObjective)
         and _is_upper(o)
         and o.structure_id in demand.objective_structures
-        and abs(o.volume_pct - m.volume) <= 5.0
-        for o in context.objectives
+    ]
+    if demand.on_target:
+        if demand.metric.kind is not MetricKind.DOSE_AT_VOLUME or volume < 1.0:
+            return False
+        return not any(abs(o.volume_pct - volume) <= 5.0 for o in uppers)
+    return not any(
+        abs(o.volume_pct - volume) <= 10.0 and abs(o.dose_gy - dose_gy) <= 0.1 * rx for o in uppers
     )
 
 
@@ -379,8 +415,8 @@ def responsible_objectives(context: PolicyContext, demand: Demand) -> dict[str, 
         if kind is MetricKind.HI:
             out.update(dict.fromkeys((objective_key(o) for o in uppers), PUSH))
             return out
-        if needs_target_objective(context, demand):
-            return out
+    if needs_goal_objective(context, demand):
+        return out  # a new objective at the goal point is due instead (see the rule policy)
     if uppers:
         best = min(uppers, key=lambda o: _closeness(o, demand, rx))
         out[objective_key(best)] = PUSH
