@@ -8,8 +8,9 @@ must then be calculated, and DVHs are read from the calculated dose.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -43,6 +44,7 @@ from mock_tps.dij_cache import cached_dose_influence
 from mock_tps.dose_engine import EngineParams
 from mock_tps.dose_influence import DoseInfluence
 from mock_tps.dvh import dvh_from_doses
+from mock_tps.fluence_problem import parse_objectives
 from mock_tps.normalization import normalization_factor
 from mock_tps.optimizer import FluenceProblem, FluenceResult, OptimizerSettings, build_problem
 from mock_tps.optimizer import optimize_fluence as run_fluence_optimizer
@@ -135,16 +137,14 @@ class MockTpsSession:
         """A copy of the current objectives."""
         return list(self._objectives)
 
-    def set_objectives(self, objectives: Sequence[Objective]) -> None:
+    def set_objectives(self, objectives: Sequence[Objective | Mapping[str, Any]]) -> None:
         """Replace every objective; validated in full first, so nothing is half-applied."""
         if self._approval.is_locked:
             raise PlanLocked(
                 f"plan {self._case.name!r} is {self._approval.value}: objectives are read-only"
             )
-        new = list(objectives)
-        n_nto = sum(isinstance(o, NormalTissueObjective) for o in new)
-        if n_nto > 1:
-            raise InvalidObjective(f"a plan has at most one normal tissue objective, got {n_nto}")
+        # dicts (e.g. from JSON) are validated into DTOs; malformed ones raise InvalidObjective
+        new = list(parse_objectives(objectives)) if objectives else []
         for obj in new:
             if not isinstance(obj, NormalTissueObjective):
                 self._case.mask(obj.structure_id)  # UnknownStructure / EmptyStructure

@@ -142,6 +142,9 @@ def test_bad_objectives_leave_the_plan_unchanged(tmp_path: Path) -> None:
     ]
     with pytest.raises(UnknownStructure, match=r"Bladder.*PTV"):
         session.set_objectives(bad)
+    negative = {**OBJECTIVES[0].model_dump(), "dose_gy": -5.0}
+    with pytest.raises(InvalidObjective, match=r"dose_gy[\s\S]*greater than or equal to 0"):
+        session.set_objectives([negative])
     with pytest.raises(InvalidObjective, match="at most one normal tissue"):
         session.set_objectives([*OBJECTIVES, OBJECTIVES[-1]])
     empty = [
