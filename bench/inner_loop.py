@@ -1,6 +1,7 @@
 """Inner-loop speed: one full optimization, and a warm re-optimization after one change.
 
-For each scenario: the site template's initial objectives on seed 0, the dose-influence
+For each scenario: the site template's initial objectives on seed 0 with the OAR doses
+tightened (so that they trade against coverage), the dose-influence
 matrix computed once (not timed here), then ``--runs`` times: a full optimization
 (restart) and a warm-started one after lowering the first OAR objective's dose by
 10 %. Targets from the issue: prostate-basic full <= 1.0 s and warm <= 0.5 s;
@@ -18,6 +19,7 @@ from typing import Any
 
 from bench.common import console, median_runs, print_table, timed, write_results
 from esapi_bridge.dto import (
+    MeanDoseObjective,
     OptimizationMode,
     OptimizeRequest,
     PointObjective,
@@ -28,6 +30,26 @@ TARGETS_S: dict[str, dict[str, float]] = {
     "prostate-complex": {"full": 5.0},
     "head-and-neck": {"full": 5.0},
 }
+
+
+def _in_tension(objectives: list[Any], target_ids: set[str]) -> list[Any]:
+    """The template's objectives with every OAR dose at 70 % and priority >= 50.
+
+    A template's class-solution start is often met outright (objective value 0 after a few
+    iterations), which would time nothing; OAR objectives that trade against target coverage
+    make the optimizer work as it does in the middle of a planning session.
+    """
+    out = []
+    for obj in objectives:
+        if (
+            isinstance(obj, PointObjective | MeanDoseObjective)
+            and obj.structure_id not in target_ids
+        ):
+            obj = obj.model_copy(
+                update={"dose_gy": 0.7 * obj.dose_gy, "priority": max(obj.priority, 50.0)}
+            )
+        out.append(obj)
+    return out
 
 
 def _changed(objectives: list[Any], target_ids: set[str]) -> list[Any]:
@@ -50,13 +72,13 @@ def bench_scenario(scenario: str, runs: int) -> dict[str, Any]:
     case = make_case(scenario, 0)
     template = load_template(scenario)
     smap = match_structures(template, list(case.structures))
-    objectives = template.initial_objectives(smap)
+    targets = set(case.prescription.target_levels_gy)
+    objectives = _in_tension(template.initial_objectives(smap), targets)
     dij_s, dij = timed(lambda: compute_dose_influence(case))
     session = MockTpsSession(case, objectives, dose_influence=dij)
     restart = OptimizeRequest(mode=OptimizationMode.RESTART)
     full_s, full_runs, result = median_runs(lambda: session.optimize(restart), runs)
 
-    targets = set(case.prescription.target_levels_gy)
     changed = _changed(objectives, targets)
     warm_runs: list[float] = []
     warm_iters: list[int] = []
