@@ -90,7 +90,7 @@ VOLUME_RANGES_CM3: dict[str, dict[str, tuple[float, float]]] = {
         "BODY": (8000, 12500),
     },
     "liver": {
-        "PTV": (60, 250),
+        "PTV": (40, 120),
         "Liver": (1200, 2000),
         "SpinalCord": (8, 25),
         "Stomach": (200, 600),

@@ -91,8 +91,8 @@ def build_liver(seed: int, spacing_mm: float) -> Case:
     liver &= ~expand(spine_block | vb, grid, 6.0) & ~ribs & cavity
 
     # Tumour in the medial liver, near the inferior surface.
-    g_semi = j.scale3((29.0, 27.0, 27.0), 0.12)
-    g_c = (j.uniform(-45.0, -30.0), j.uniform(-6.0, 8.0), j.uniform(-22.0, -10.0))
+    g_semi = j.scale3((22.0, 21.0, 21.0), 0.14)
+    g_c = (j.uniform(-35.0, -15.0), j.uniform(-22.0, -8.0), j.uniform(-25.0, -12.0))
     gtv = ellipsoid(
         grid, g_c, g_semi, rotation_matrix(j.offset(30.0), j.offset(30.0), j.offset(30.0))
     )

@@ -28,8 +28,8 @@ FOV_MARGIN_Z_MM = 50.0
 #: How far the bladder base presses into the prostate (mm) and the rectum's anterior wall
 #: gap to it (negative: pressed in). They set the OARs' overlap with the PTV, and so how hard
 #: the case is: calibrated so that a class-solution start leaves headroom (bench.calibration).
-BLADDER_INDENT_MM = (8.0, 14.0)
-RECTUM_GAP_MM = (-8.0, -6.0)
+BLADDER_INDENT_MM = (-1.0, 5.0)
+RECTUM_GAP_MM = (-3.0, 1.5)
 
 
 def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
