@@ -305,13 +305,17 @@ def plan(
         raise _fail(str(exc)) from None
 
 
+#: A prostate-basic seed whose template start misses a goal, so the demo shows the agent at work.
+DEMO_SEED = 9
+
+
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="session directory")] = None,
 ) -> None:
-    """prostate-basic, seed 0, rule policy: progress, final goals table and report."""
+    """prostate-basic, rule policy: progress, final goals table and report."""
     try:
-        run_plan("prostate-basic", 0, out=out or _default_dir("demo"))
+        run_plan("prostate-basic", DEMO_SEED, out=out or _default_dir("demo"))
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
 

@@ -74,6 +74,27 @@ TARGETS = {
 }
 
 
+#: Normalization sets D95 exactly; DVH point queries are exact to one 0.01 Gy bin.
+DVH_TOLERANCE_GY = 0.01
+
+
+def evaluate_checks(
+    ours: dict[str, Any], ratio: dict[str, float] | None, agent_easy: dict[str, Any]
+) -> dict[str, bool]:
+    """Which targets of the issue the measured figures meet."""
+    return {
+        "dij_ratio_ok": ratio is not None and ratio["dij"] <= TARGETS["ratio.dij"],
+        "opt_ratio_ok": ratio is not None and ratio["opt"] <= TARGETS["ratio.opt"],
+        "target_d95_ok": ours["target_d95_gy"] >= TARGETS["target_d95_gy"] - DVH_TOLERANCE_GY,
+        # the stored objectives trade Core D10 against target uniformity on both TPSs (about
+        # 25.7 Gy here, 26.2 Gy in pyRadPlan); the agent's plan on tg119-easy is what must meet it
+        "core_d10_stored_objectives_ok": ours["core_d10_gy"] <= TARGETS["core_d10_gy"],
+        "core_d10_agent_ok": agent_easy.get("goals", {}).get("core_d10", float("inf"))
+        <= TARGETS["core_d10_gy"],
+        "peak_rss_ok": ours["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+    }
+
+
 def run_ours(runs: int) -> dict[str, Any]:
     """Dose-influence and optimization times (medians), plan quality and peak RSS of ours."""
     from mock_tps.dose_engine import compute_dose_influence
@@ -191,17 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if peer
         else None
     )
-    checks = {
-        "dij_ratio_ok": ratio is not None and ratio["dij"] <= TARGETS["ratio.dij"],
-        "opt_ratio_ok": ratio is not None and ratio["opt"] <= TARGETS["ratio.opt"],
-        "target_d95_ok": ours["target_d95_gy"] >= TARGETS["target_d95_gy"] - 1e-6,
-        # the stored objectives trade Core D10 against target uniformity on both TPSs (about
-        # 25.7 Gy here, 26.2 Gy in pyRadPlan); the agent's plan on tg119-easy is what must meet it
-        "core_d10_stored_objectives_ok": ours["core_d10_gy"] <= TARGETS["core_d10_gy"],
-        "core_d10_agent_ok": agent_easy.get("goals", {}).get("core_d10", float("inf"))
-        <= TARGETS["core_d10_gy"],
-        "peak_rss_ok": ours["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
-    }
+    checks = evaluate_checks(ours, ratio, agent_easy)
     rows = [
         [
             "dose influence (s)",
