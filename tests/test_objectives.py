@@ -39,7 +39,7 @@ NTO = NormalTissueObjective(
 )
 
 
-def _fd_check(fn: Callable[[np.ndarray], tuple[float, np.ndarray]], d: np.ndarray) -> None:
+def assert_gradient_matches_fd(fn: Callable[[np.ndarray], tuple[float, np.ndarray]], d: np.ndarray) -> None:
     """Central differences (step 1e-5 Gy) against the analytic gradient.
 
     Tolerance: 1e-6 relative to the largest gradient component (float64; the penalties are
@@ -71,11 +71,11 @@ def doses() -> np.ndarray:
 def test_point_gradient_matches_finite_differences(
     doses: np.ndarray, op: ObjectiveOperator, goal: float, vol: float
 ) -> None:
-    _fd_check(lambda d: point_penalty(d, goal, vol, op, RX, priority=70.0), doses)
+    assert_gradient_matches_fd(lambda d: point_penalty(d, goal, vol, op, RX, priority=70.0), doses)
 
 
 def test_mean_gradient_matches_finite_differences(doses: np.ndarray) -> None:
-    _fd_check(lambda d: mean_dose_penalty(d, 20.0, RX, priority=30.0), doses)
+    assert_gradient_matches_fd(lambda d: mean_dose_penalty(d, 20.0, RX, priority=30.0), doses)
 
 
 @pytest.mark.parametrize("a", [1.0, 2.5, 8.0, 40.0, 0.5, -10.0])
@@ -85,14 +85,14 @@ def test_geud_gradient_matches_finite_differences(
 ) -> None:
     eud, _ = geud_and_gradient(doses, a, floor_gy=0.05)
     goal = eud - 3.0 if op is UP else eud + 3.0  # make the objective active
-    _fd_check(lambda d: geud_penalty(d, goal, a, op, RX, priority=50.0), doses)
+    assert_gradient_matches_fd(lambda d: geud_penalty(d, goal, a, op, RX, priority=50.0), doses)
 
 
 def test_nto_gradient_matches_finite_differences(doses: np.ndarray) -> None:
     r = np.linspace(0.0, 80.0, doses.size)
     w = np.linspace(1.0, 2.0, doses.size)
     w /= w.sum()
-    _fd_check(lambda d: nto_penalty(d, r, NTO, RX, voxel_weights=w), doses)
+    assert_gradient_matches_fd(lambda d: nto_penalty(d, r, NTO, RX, voxel_weights=w), doses)
 
 
 def test_upper_point_hand_computed() -> None:

@@ -157,7 +157,7 @@ def test_json_round_trip() -> None:
 # ----- invalid templates: the message names the file, the field and the reason ---------------
 
 
-def _expect_error(tmp_path: Path, data: dict[str, Any], field: str, reason: str) -> TemplateError:
+def assert_template_error(tmp_path: Path, data: dict[str, Any], field: str, reason: str) -> TemplateError:
     path = _write(tmp_path, data)
     with pytest.raises(TemplateError) as info:
         load_template(path)
@@ -171,38 +171,38 @@ def _expect_error(tmp_path: Path, data: dict[str, Any], field: str, reason: str)
 def test_missing_field(tmp_path: Path) -> None:
     data = _raw("liver")
     del data["prescription"]
-    _expect_error(tmp_path, data, "prescription", "missing required field")
+    assert_template_error(tmp_path, data, "prescription", "missing required field")
     data = _raw("liver")
     del data["goals"][2]["comparator"]
-    _expect_error(tmp_path, data, "goals[2].comparator", "missing required field")
+    assert_template_error(tmp_path, data, "goals[2].comparator", "missing required field")
 
 
 def test_unknown_structure_in_goal(tmp_path: Path) -> None:
     data = _raw("liver")
     data["goals"][0]["structure"] = "Duodenum"
-    _expect_error(tmp_path, data, "goals[0].structure", "unknown structure 'Duodenum'")
+    assert_template_error(tmp_path, data, "goals[0].structure", "unknown structure 'Duodenum'")
 
 
 def test_threshold_order_reversed(tmp_path: Path) -> None:
     data = _raw("prostate-basic")
     crit = data["score"]["criteria"][1]
     crit["full"], crit["zero"] = crit["zero"], crit["full"]
-    _expect_error(tmp_path, data, "score.criteria[1].zero", "threshold order reversed")
+    assert_template_error(tmp_path, data, "score.criteria[1].zero", "threshold order reversed")
 
 
 def test_unit_mismatch(tmp_path: Path) -> None:
     data = _raw("liver")
     data["goals"][1]["limit"] = "15 %"  # D98% is a dose
-    _expect_error(tmp_path, data, "goals[1].limit", "unit mismatch")
+    assert_template_error(tmp_path, data, "goals[1].limit", "unit mismatch")
     data = _raw("liver")
     data["score"]["criteria"][2]["full"] = "0.3 Rx"  # V60%Rx is a volume
-    _expect_error(tmp_path, data, "score.criteria[2].full", "unit mismatch")
+    assert_template_error(tmp_path, data, "score.criteria[2].full", "unit mismatch")
 
 
 def test_bad_metric_string(tmp_path: Path) -> None:
     data = _raw("liver")
     data["goals"][1]["metric"] = "D98"
-    _expect_error(tmp_path, data, "goals[1].metric", "missing volume unit")
+    assert_template_error(tmp_path, data, "goals[1].metric", "missing volume unit")
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_bad_metric_string(tmp_path: Path) -> None:
 def test_other_invalid_templates(tmp_path: Path, mutate: Any, field: str, reason: str) -> None:
     data = copy.deepcopy(_raw("liver"))
     mutate(data)
-    _expect_error(tmp_path, data, field, reason)
+    assert_template_error(tmp_path, data, field, reason)
 
 
 def test_yaml_syntax_error_and_missing_things(tmp_path: Path) -> None:
@@ -272,5 +272,5 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     data = _raw("liver")
     data["goals"][0]["structure"] = "Nope"
     data["goals"][3]["limit"] = "5 cc"
-    err = _expect_error(tmp_path, data, "goals[0].structure", "unknown structure")
+    err = assert_template_error(tmp_path, data, "goals[0].structure", "unknown structure")
     assert [f for f, _ in err.problems] == ["goals[0].structure", "goals[3].limit"]
