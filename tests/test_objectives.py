@@ -39,7 +39,9 @@ NTO = NormalTissueObjective(
 )
 
 
-def assert_gradient_matches_fd(fn: Callable[[np.ndarray], tuple[float, np.ndarray]], d: np.ndarray) -> None:
+def assert_gradient_matches_fd(
+    fn: Callable[[np.ndarray], tuple[float, np.ndarray]], d: np.ndarray
+) -> None:
     """Central differences (step 1e-5 Gy) against the analytic gradient.
 
     Tolerance: 1e-6 relative to the largest gradient component (float64; the penalties are

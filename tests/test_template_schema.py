@@ -157,7 +157,9 @@ def test_json_round_trip() -> None:
 # ----- invalid templates: the message names the file, the field and the reason ---------------
 
 
-def assert_template_error(tmp_path: Path, data: dict[str, Any], field: str, reason: str) -> TemplateError:
+def assert_template_error(
+    tmp_path: Path, data: dict[str, Any], field: str, reason: str
+) -> TemplateError:
     path = _write(tmp_path, data)
     with pytest.raises(TemplateError) as info:
         load_template(path)
