@@ -19,6 +19,7 @@ Run: ``python -m bench.agent_cohort [--scenarios prostate-basic liver] [--seeds 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -29,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from bench.common import write_results
+from bench.common import print_table, write_results
 
 console = Console(width=160)
 
@@ -172,18 +172,8 @@ def summarize(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A rich table, wide enough for the cohort columns."""
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[str(v) for v in row])
-    console.print(table)
-
-
 def _fmt(value: Any) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -235,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for r in rows
         ],
+        out=console,
     )  # fmt: skip
     groups = list(dict.fromkeys(group_of(s) for s in args.scenarios))
     summaries = {g: summarize(g, [r for r in rows if r["group"] == g]) for g in groups}
@@ -252,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for s, v in summaries.items()
         ],
+        out=console,
     )  # fmt: skip
     path = write_results(
         args.name,

@@ -85,11 +85,17 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a rich table (numbers formatted compactly)."""
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    out: Console | None = None,
+) -> None:
+    """Print a rich table (floats formatted compactly) on ``out`` (default: the shared console)."""
     table = Table(title=title)
     for col in columns:
         table.add_column(col)
     for row in rows:
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
+    (out or console).print(table)

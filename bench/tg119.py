@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,8 +188,7 @@ def run_peer(runs: int) -> dict[str, Any] | None:
             samples.append(json.loads(out.read_text()))
     peer = dict(samples[-1])
     for key in ("dij_s", "opt_s"):
-        values = sorted(s[key] for s in samples)
-        peer[key] = values[len(values) // 2]
+        peer[key] = statistics.median(s[key] for s in samples)
         peer[f"{key.split('_')[0]}_runs_s"] = [s[key] for s in samples]
     return peer
 
