@@ -22,6 +22,7 @@ import numpy as np
 
 from agent.evaluation import Evaluation, GoalStatus
 from agent.templates import SiteTemplate
+from agent.templates.metric import MetricKind, parse_metric
 from esapi_bridge.dto import (
     NormalTissueObjective,
     Objective,
@@ -31,6 +32,8 @@ from esapi_bridge.dto import (
 
 #: Weights of deficient goals by priority when choosing what to move (must, should, report).
 PRIORITY_WEIGHT = {1: 100.0, 2: 10.0, 3: 1.0}
+#: Share of candidates that put an organ's DVH objective onto a deficient goal point.
+SNAP_PROBABILITY = 0.4
 #: A score within this of the maximum counts as the maximum.
 SCORE_TOLERANCE = 0.005
 #: How an NTO parameter moves to lower the dose outside the target.
@@ -168,7 +171,9 @@ def search(
     targets = {s for s in structure_map.values() if template_is_target(template, structure_map, s)}
     invalid = 0
     while dims and used < budget and invalid < 100 and not search_done(best):
-        moves = _propose(rng, dims, current, best, sigma, targets)
+        snap = rng.random() < SNAP_PROBABILITY
+        moves = _snap(rng, dims, current, best, targets) if snap else {}
+        moves = moves or _propose(rng, dims, current, best, sigma, targets)
         candidate = _apply(current, dims, moves)
         if candidate is None:
             invalid += 1
@@ -243,6 +248,68 @@ def _propose(
             step = rng.normal(0.0, sigma) * (d.hi - d.lo)
             moves[int(k)] = _value(current[d.index], d.field) + step
     return {k: float(np.clip(v, dims[k].lo, dims[k].hi)) for k, v in moves.items()}
+
+
+def _snap(
+    rng: np.random.Generator,
+    dims: list[Dim],
+    current: list[Objective],
+    best: Evaluation,
+    targets: set[str],
+) -> dict[int, float]:
+    """Move an upper objective onto a deficient upper limit, as a planner does first.
+
+    An organ's ``V<dose> <= <volume>`` limit: an upper DVH objective of the organ goes to the
+    limit's dose level and a volume at or below the limit. A dose limit (``D<x>``, max,
+    mean): an upper objective of the structure goes to or below that dose (a target's just
+    below: it is the hot spot). Either way the objective's priority rises. Empty when no deficient item has such an objective to move.
+    """
+    limits: list[tuple[str, str, float]] = []
+    for c in best.criteria:
+        if c.points < c.max_points - 1e-9 and c.comparator == "<=":
+            limits.append((c.plan_structure_id, c.metric, c.full))
+    for g in best.goals:
+        if g.status is not GoalStatus.MET and g.comparator in ("<=", "<"):
+            limits.append((g.plan_structure_id, g.metric, g.limit))
+    candidates: list[dict[int, float]] = []
+    for sid, metric_text, limit in limits:
+        metric = parse_metric(metric_text)
+        organ_v = sid not in targets and metric.kind is MetricKind.VOLUME_AT_DOSE
+        dose_limit = metric.kind in (MetricKind.DOSE_AT_VOLUME, MetricKind.MAX, MetricKind.MEAN)
+        if not (organ_v or dose_limit):
+            continue
+        # a target's dose limit is its hot spot: only just below it, or coverage suffers
+        low = 0.97 if sid in targets else 0.8
+        for fields in _upper_fields(dims, current, sid).values():
+            if "dose_gy" not in fields or (organ_v and "volume_pct" not in fields):
+                continue
+            if organ_v:
+                moves = {
+                    fields["dose_gy"]: metric.dose_level_gy(best.prescription_gy)
+                    * float(rng.uniform(0.95, 1.0)),
+                    fields["volume_pct"]: limit * float(rng.uniform(0.3, 1.0)),
+                }
+            else:
+                moves = {fields["dose_gy"]: limit * float(rng.uniform(low, 1.0))}
+            if "priority" in fields:
+                k = fields["priority"]
+                old = _value(current[dims[k].index], "priority")
+                moves[k] = max(old, 10.0) * float(rng.uniform(1.5, 3.0))
+            candidates.append(moves)
+    if not candidates:
+        return {}
+    moves = candidates[int(rng.integers(len(candidates)))]
+    return {k: float(np.clip(v, dims[k].lo, dims[k].hi)) for k, v in moves.items()}
+
+
+def _upper_fields(dims: list[Dim], current: list[Objective], sid: str) -> dict[int, dict[str, int]]:
+    """{objective index: {TPP name: dim index}} of the upper objectives on structure ``sid``."""
+    out: dict[int, dict[str, int]] = {}
+    for k, d in enumerate(dims):
+        obj = current[d.index]
+        if d.structure == sid and getattr(obj, "operator", None) is ObjectiveOperator.UPPER:
+            out.setdefault(d.index, {})[d.field] = k
+    return out
 
 
 def _value(obj: Objective, name: str) -> float:

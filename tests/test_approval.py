@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeTpsSession, ScriptedPolicy
 from rich.console import Console
+from template_fixtures import frozen_prostate_template
 
 from agent.approval import ConsoleApprover, apply_edits
 from agent.journal import read_journal
@@ -22,10 +23,10 @@ from agent.records import (
     StopReason,
     VerdictStatus,
 )
-from agent.templates import load_template, match_structures
+from agent.templates import match_structures
 from esapi_bridge.dto import objective_key
 
-TEMPLATE = load_template("prostate-basic")
+TEMPLATE = frozen_prostate_template()
 SMAP = match_structures(TEMPLATE, FakeTpsSession().structures())
 OBJS = TEMPLATE.initial_objectives(SMAP)
 KEY = "Rectum:point:upper:30"

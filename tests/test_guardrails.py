@@ -6,10 +6,11 @@ import math
 
 import pytest
 from fakes import FakeTpsSession
+from template_fixtures import frozen_prostate_template
 
 from agent.guardrails import GuardLimits, Guardrails
 from agent.records import Proposal, VerdictStatus
-from agent.templates import load_template, match_structures
+from agent.templates import match_structures
 from esapi_bridge.dto import (
     NormalTissueObjective,
     Objective,
@@ -24,7 +25,7 @@ RX = 79.2
 
 @pytest.fixture(scope="module")
 def setup() -> tuple[Guardrails, list[Objective]]:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     fake = FakeTpsSession()
     structures = fake.structures()
     smap = match_structures(template, structures)
@@ -65,7 +66,7 @@ def test_unknown_structure_is_rejected_naming_it(setup) -> None:
 
 
 def test_empty_structure_is_rejected() -> None:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     structures = [
         s
         if s.structure_id != "Rectum"
@@ -178,7 +179,7 @@ def test_volume_step_is_bounded_for_a_moved_point_objective(setup) -> None:
 
 
 def test_custom_limits_apply() -> None:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     structures = FakeTpsSession().structures()
     smap = match_structures(template, structures)
     guard = Guardrails(template, smap, structures, RX, GuardLimits(max_dose_step_rx=0.01))

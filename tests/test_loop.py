@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from fakes import FakeStructure, FakeTpsSession, ScriptedPolicy
+from template_fixtures import frozen_prostate_template
 
 from agent.journal import JournalError, read_journal
 from agent.loop import PlanningLoop
 from agent.policies import RulePolicy
 from agent.policies.base import PolicyContext, PolicyError
 from agent.records import Proposal, SessionConfig, StopReason
-from agent.templates import StructureMatchError, load_template
+from agent.templates import StructureMatchError
 from esapi_bridge.dto import (
     ApprovalStatus,
     ObjectiveOperator,
@@ -25,7 +26,7 @@ from esapi_bridge.dto import (
 )
 from esapi_bridge.errors import OptimizationFailed, PlanLocked
 
-TEMPLATE = load_template("prostate-basic")
+TEMPLATE = frozen_prostate_template()
 ORIGINAL = [
     PointObjective(
         structure_id="PTV",

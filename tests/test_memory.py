@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeTpsSession
+from template_fixtures import frozen_prostate_template
 
 from agent.evaluation import evaluate_session
 from agent.journal import read_journal
@@ -13,7 +14,7 @@ from agent.loop import PlanningLoop
 from agent.memory import Memory, diff_objectives, make_step
 from agent.policies import RulePolicy
 from agent.records import SessionConfig
-from agent.templates import load_template, match_structures
+from agent.templates import match_structures
 from esapi_bridge.dto import (
     ObjectiveOperator,
     OptimizeRequest,
@@ -21,7 +22,7 @@ from esapi_bridge.dto import (
     objective_key,
 )
 
-TEMPLATE = load_template("prostate-basic")
+TEMPLATE = frozen_prostate_template()
 
 
 def _point(sid: str, dose: float, vol: float, prio: float) -> PointObjective:

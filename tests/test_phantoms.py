@@ -28,7 +28,7 @@ STRUCTURES: dict[str, dict[str, str]] = {
     "liver": {
         "PTV": "PTV",
         "Liver": "ORGAN",
-        "Liver-PTV": "CONTROL",
+        "Liver-PTV": "ORGAN",
         "SpinalCord": "ORGAN",
         "Stomach": "ORGAN",
         "BODY": "EXTERNAL",
@@ -75,22 +75,22 @@ STRUCTURES: dict[str, dict[str, str]] = {
 STRUCTURES["prostate-complex"] = STRUCTURES["prostate-basic"]
 
 #: Plausible volumes (cm3) at the default grid. Sources: typical adult contoured volumes
-#: (prostate PTV 90-160, bladder 150-350 partly filled, rectum 50-100, femoral head+neck
-#: 50-110, liver 1200-2000, stomach 200-600, parotid 15-35, brainstem 20-40, oral cavity
+#: (prostate PTV 90-160, bladder 90-350 part filled, rectum 50-100, femoral head+neck
+#: 50-110, liver 1200-2000, stomach 200-600, liver SBRT PTV 40-250, parotid 15-35, brainstem 20-40, oral cavity
 #: 30-100, larynx 15-45, mandible 40-90, cervix PTV with pelvic nodes 600-1500, pelvic bone
 #: marrow 700-1300, brain 1200-1700, chiasm 0.2-1, optic nerve 0.5-1.5, cochlea 0.05-0.5,
 #: SRS PTVs 0.2-15); ranges are wide enough for the seeded variation.
 VOLUME_RANGES_CM3: dict[str, dict[str, tuple[float, float]]] = {
     "prostate-basic": {
         "PTV": (90, 160),
-        "Bladder": (130, 350),
+        "Bladder": (90, 350),
         "Rectum": (50, 100),
         "Femur_Head_L": (50, 110),
         "Femur_Head_R": (50, 110),
         "BODY": (8000, 12500),
     },
     "liver": {
-        "PTV": (40, 120),
+        "PTV": (40, 250),
         "Liver": (1200, 2000),
         "SpinalCord": (8, 25),
         "Stomach": (200, 600),
@@ -250,9 +250,10 @@ def test_beams() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_prostate_oars_abut_the_ptv(seed: int) -> None:
     case = case_of("prostate-basic", seed)
-    # Bladder and rectum overlap the PTV by a few % of their volume (clinical plans: ~1-10 %).
+    # Bladder and rectum overlap the PTV by some % of their volume (clinical prostate plans:
+    # rectum ~5-15 %, a part-filled bladder ~5-20 %); the overlap is what makes the case hard.
     for organ in ("Bladder", "Rectum"):
-        assert 0.5 <= _overlap_pct(case, organ, "PTV") <= 10.0, organ
+        assert 3.0 <= _overlap_pct(case, organ, "PTV") <= 20.0, organ
     for head in ("Femur_Head_L", "Femur_Head_R"):
         assert _distances(case, "PTV", case.mask(head)).min() > 20.0
     x_left = case.grid.centres_mm(np.flatnonzero(case.mask("Femur_Head_L")))[:, 0].mean()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeTpsSession
+from template_fixtures import frozen_prostate_template
 
 from agent.evaluation import GoalStatus, evaluate_session
 from agent.guardrails import Guardrails
@@ -31,10 +32,10 @@ from agent.records import (
     StopReason,
     VerdictStatus,
 )
-from agent.templates import load_template, match_structures
+from agent.templates import match_structures
 from esapi_bridge.dto import NormalTissueObjective, OptimizeRequest, PointObjective, objective_key
 
-TEMPLATE = load_template("prostate-basic")
+TEMPLATE = frozen_prostate_template()
 RX = 79.2
 
 

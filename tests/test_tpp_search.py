@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from fakes import FakeTpsSession
+from template_fixtures import frozen_prostate_template
 
 from agent.evaluation import Evaluation, evaluate_session
-from agent.templates import load_template, match_structures
+from agent.templates import match_structures
 from esapi_bridge.dto import NormalTissueObjective, Objective, OptimizeRequest, objective_key
 
 # bench/ is a directory of scripts, not an installed package: load the module from its file
@@ -19,16 +20,17 @@ assert _SPEC is not None and _SPEC.loader is not None
 tpp = importlib.util.module_from_spec(_SPEC)
 sys.modules["bench_tpp_search"] = tpp
 _SPEC.loader.exec_module(tpp)
-fitness, search, target_reached, tpp_dims = (
+fitness, search, target_reached, tpp_dims, snap = (
     tpp.fitness,
     tpp.search,
     tpp.target_reached,
     tpp.tpp_dims,
+    tpp._snap,
 )
 
 
 def _runner() -> tuple[FakeTpsSession, object, dict[str, str], list[list[Objective]]]:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     session = FakeTpsSession()
     smap = match_structures(template, [s.structure_id for s in session.structures()])
     seen: list[list[Objective]] = []
@@ -47,7 +49,7 @@ def _runner() -> tuple[FakeTpsSession, object, dict[str, str], list[list[Objecti
 
 
 def test_dims_cover_every_ranged_tpp() -> None:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     ids = {s.id: s.id for s in template.structures}
     objectives = template.initial_objectives(ids)
     dims = tpp_dims(objectives, template.tpp_ranges_for(ids))
@@ -57,7 +59,7 @@ def test_dims_cover_every_ranged_tpp() -> None:
 
 
 def test_search_stays_in_ranges_respects_budget_and_is_deterministic() -> None:
-    template = load_template("prostate-basic")
+    template = frozen_prostate_template()
     _, run_a, smap, seen = _runner()
     result = search(run_a, template, smap, budget=12, seed=3)  # type: ignore[arg-type]
     # the toy TPS starts at about 5.2/9 (rectum over its limits): the search must improve it
@@ -69,9 +71,10 @@ def test_search_stays_in_ranges_respects_budget_and_is_deterministic() -> None:
     if result.evaluations < 12:
         assert target_reached(result.best)
     ranges = template.tpp_ranges_for(smap)
+    # the search keeps the objectives' order; keys move with the volumes, so go by position
+    initial_ranges = [ranges[objective_key(o)] for o in seen[0]]
     for objectives in seen:
-        for obj in objectives:
-            r = ranges[objective_key(obj)]
+        for obj, r in zip(objectives, initial_ranges, strict=True):
             for name, bounds in r.model_dump().items():
                 if bounds is not None:
                     assert bounds[0] - 1e-9 <= getattr(obj, name) <= bounds[1] + 1e-9, (obj, name)
@@ -80,3 +83,42 @@ def test_search_stays_in_ranges_respects_budget_and_is_deterministic() -> None:
     _, run_b, _, seen_b = _runner()
     again = search(run_b, template, smap, budget=12, seed=3)  # type: ignore[arg-type]
     assert seen_b == seen and again.best == result.best
+
+
+def test_snap_puts_an_organ_objective_on_a_deficient_volume_limit() -> None:
+    import numpy as np
+
+    template = frozen_prostate_template()
+    _, run, smap, _ = _runner()
+    objectives = template.initial_objectives(smap)
+    initial = run(objectives)
+    # the toy TPS's rectum fails its V(0.947 Rx) <= 15 % criterion: the only deficient V limits
+    deficient = [c for c in initial.criteria if c.points < c.max_points - 1e-9]
+    assert {c.plan_structure_id for c in deficient} <= {"Rectum", "PTV"}
+    dims = tpp_dims(objectives, template.tpp_ranges_for(smap))
+    rx = 79.2
+    levels_gy = {0.947 * rx, 0.8838 * rx, 0.8207 * rx, 0.7576 * rx}
+    for seed in range(20):
+        moves = snap(np.random.default_rng(seed), dims, objectives, initial, {"PTV"})
+        assert moves, "a deficient rectum limit with a movable objective must give a move"
+        moved = {dims[k].index for k in moves}
+        assert len(moved) == 1  # one objective moves
+        (i,) = moved
+        obj = objectives[i]
+        by_field = {dims[k].field: v for k, v in moves.items()}
+        if obj.structure_id == "Rectum":  # type: ignore[union-attr]
+            # at (0.95-1.0 x) a criterion's dose level, clipped to the TPP range
+            r = template.tpp_ranges_for(smap)[objective_key(obj)]
+            lo, hi = r.dose_gy  # type: ignore[attr-defined,misc]
+            assert any(
+                lo - 1e-9 <= by_field["dose_gy"] <= hi + 1e-9
+                and (
+                    0.95 * level - 1e-6 <= by_field["dose_gy"] <= level + 1e-6
+                    or by_field["dose_gy"] in (lo, hi)
+                )
+                for level in levels_gy
+            )
+            assert by_field["priority"] > obj.priority  # type: ignore[union-attr]
+        else:  # the PTV hot spot: the upper objective goes just below the limit
+            assert obj.structure_id == "PTV"  # type: ignore[union-attr]
+            assert by_field["dose_gy"] <= 1.07 * rx + 1e-6

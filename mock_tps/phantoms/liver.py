@@ -2,8 +2,9 @@
 
 Upper abdomen and lower thorax: liver under the right hemidiaphragm, lungs above the
 domes, stomach in the left upper quadrant with its antrum passing under the liver,
-vertebra with the spinal cord, ribs. The tumour lies in the medial liver; the seed sets
-its size and position and how close the stomach antrum comes to the PTV.
+vertebra with the spinal cord, ribs. The tumour (PTV 150-210 cm3) lies in the posterior
+right lobe next to the spine, so the cord limit trades against coverage; the seed sets its
+size and position and how close the stomach antrum comes to the PTV.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ def build_liver(seed: int, spacing_mm: float) -> Case:
     liver &= dome_r | (dome_l & ellipsoid(grid, (30.0, -40.0, 10.0), (90.0, 60.0, 80.0)))
     liver &= ~expand(spine_block | vb, grid, 6.0) & ~ribs & cavity
 
-    # Tumour in the medial liver, near the inferior surface.
-    g_semi = j.scale3((22.0, 21.0, 21.0), 0.14)
-    g_c = (j.uniform(-35.0, -15.0), j.uniform(-22.0, -8.0), j.uniform(-25.0, -12.0))
+    # Tumour in the posterior right lobe (segments 6-7), beside the vertebral body.
+    g_semi = j.scale3((33.0, 30.0, 31.0), 0.1)
+    g_c = (j.uniform(-56.0, -50.0), j.uniform(36.0, 43.0), j.uniform(-20.0, -5.0))
     gtv = ellipsoid(
         grid, g_c, g_semi, rotation_matrix(j.offset(30.0), j.offset(30.0), j.offset(30.0))
     )
@@ -120,7 +121,7 @@ def build_liver(seed: int, spacing_mm: float) -> Case:
 
     parts.add("PTV", "PTV", ptv)
     parts.add("Liver", "ORGAN", liver)
-    parts.add("Liver-PTV", "CONTROL", liver & ~ptv)
+    parts.add("Liver-PTV", "ORGAN", liver & ~ptv)
     parts.add("SpinalCord", "ORGAN", cord)
     parts.add("Stomach", "ORGAN", stomach)
     rx = Prescription(total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV")

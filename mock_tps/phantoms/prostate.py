@@ -1,8 +1,10 @@
 """Prostate phantoms (79.2 Gy / 44 fx): 7-field IMRT (basic) and a 180-control-point arc (complex).
 
 Origin at the prostate centre. The CTV is prostate plus proximal seminal vesicles; the PTV
-is the CTV + 7 mm. Bladder (superior-anterior) and rectum (posterior) abut the prostate,
-so both overlap the PTV by a seeded few per cent of their volume.
+is the CTV + 7 mm. A part-filled bladder (superior-anterior) presses on the prostate base and
+the rectum's anterior wall (posterior) presses on the gland, so they overlap the PTV by a
+seeded 12-17 % and 7-11 % of their volume: the dose-volume limits then trade against
+coverage and hot spot, as in clinical plans.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ FOV_MARGIN_Z_MM = 50.0
 #: How far the bladder base presses into the prostate (mm) and the rectum's anterior wall
 #: gap to it (negative: pressed in). They set the OARs' overlap with the PTV, and so how hard
 #: the case is: calibrated so that a class-solution start leaves headroom (bench.calibration).
-BLADDER_INDENT_MM = (-1.0, 5.0)
-RECTUM_GAP_MM = (-3.0, 1.5)
+BLADDER_INDENT_MM = (12.0, 18.0)
+RECTUM_GAP_MM = (-8.5, -6.0)
+#: Bladder half-widths (x, y, z) in mm before the seeded scaling (a part-filled bladder).
+BLADDER_SEMI_MM = (38.0, 31.0, 28.0)
 
 
 def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
@@ -60,7 +64,7 @@ def build_prostate(seed: int, spacing_mm: float, *, vmat: bool) -> Case:
     ptv = expand(ctv, grid, PTV_MARGIN_MM)
 
     # Bladder: rests on the prostate base; the indent sets its overlap with the PTV.
-    b_semi = j.scale3((44.0, 36.0, 32.0), 0.12)
+    b_semi = j.scale3(BLADDER_SEMI_MM, 0.12)
     b_indent = j.uniform(*BLADDER_INDENT_MM)
     b_c = (j.offset(4.0), -semi[1] * 0.6 + j.offset(3.0), semi[2] + b_semi[2] - b_indent)
     bladder = ellipsoid(grid, b_c, b_semi, rotation_matrix(rx_deg=j.offset(15.0)))
