@@ -305,7 +305,8 @@ def plan(
         raise _fail(str(exc)) from None
 
 
-#: A prostate-basic seed whose template start misses a goal, so the demo shows the agent at work.
+#: A prostate-basic seed whose template start misses priority-1 goals (score 5.94/9), so the
+#: demo shows the agent at work: 9/9 in 4 iterations.
 DEMO_SEED = 9
 
 

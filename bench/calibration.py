@@ -10,7 +10,7 @@ TPP ranges finds (``bench.tpp_search``). Targets (issue #3):
 
 TG-119 has one fixed geometry: its seeds vary only the search.
 
-Run: ``python -m bench.calibration [--scenarios liver cervix] [--seeds 10] [--budget 40]
+Run: ``python -m bench.calibration [--scenarios liver cervix] [--seeds 10] [--budget 60]
 [--disk-cache]``; writes ``bench/results/calibration.json``. A run over every template and
 10 seeds takes about an hour on 2 cores (most of it computing the VMAT dose-influence
 matrices; ``--disk-cache`` keeps them for the next run).
@@ -185,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget",
         type=int,
-        default=40,
-        help="optimizations the search may run per seed (default 40)",
+        default=60,
+        help="optimizations the search may run per seed (default 60)",
     )
     parser.add_argument(
         "--disk-cache",
         action="store_true",
         help="read/write dose-influence matrices in the on-disk cache (1-3 GB per VMAT case)",
     )
+    parser.add_argument("--name", default="calibration", help="results file name")
     parser.add_argument("--verbose", action="store_true", help="show the TPS debug log")
     args = parser.parse_args(argv)
     if not args.verbose:
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         [_row(s) for s in summaries],
     )
     path = write_results(
-        "calibration",
+        args.name,
         {
             "seeds": seeds,
             "budget": args.budget,
