@@ -280,7 +280,7 @@ def _snap(
             continue
         # a target's dose limit is its hot spot: only just below it, or coverage suffers
         low = 0.97 if sid in targets else 0.8
-        for fields in _upper_fields(dims, current, sid).values():
+        for fields in _fields(dims, current, sid, ObjectiveOperator.UPPER).values():
             if "dose_gy" not in fields or (organ_v and "volume_pct" not in fields):
                 continue
             if organ_v:
@@ -291,10 +291,16 @@ def _snap(
                 }
             else:
                 moves = {fields["dose_gy"]: limit * float(rng.uniform(low, 1.0))}
-            if "priority" in fields:
-                k = fields["priority"]
-                old = _value(current[dims[k].index], "priority")
-                moves[k] = max(old, 10.0) * float(rng.uniform(1.5, 3.0))
+            priorities = [fields]
+            if sid in targets:
+                # after normalization a hot spot is an inhomogeneity: coverage objectives
+                # pull the cold side up, so they gain priority too
+                priorities += list(_fields(dims, current, sid, ObjectiveOperator.LOWER).values())
+            for f in priorities:
+                if "priority" in f:
+                    k = f["priority"]
+                    old = _value(current[dims[k].index], "priority")
+                    moves[k] = max(old, 10.0) * float(rng.uniform(1.5, 3.0))
             candidates.append(moves)
     if not candidates:
         return {}
@@ -302,12 +308,14 @@ def _snap(
     return {k: float(np.clip(v, dims[k].lo, dims[k].hi)) for k, v in moves.items()}
 
 
-def _upper_fields(dims: list[Dim], current: list[Objective], sid: str) -> dict[int, dict[str, int]]:
-    """{objective index: {TPP name: dim index}} of the upper objectives on structure ``sid``."""
+def _fields(
+    dims: list[Dim], current: list[Objective], sid: str, operator: ObjectiveOperator
+) -> dict[int, dict[str, int]]:
+    """{objective index: {TPP name: dim index}} of the ``operator`` objectives on ``sid``."""
     out: dict[int, dict[str, int]] = {}
     for k, d in enumerate(dims):
         obj = current[d.index]
-        if d.structure == sid and getattr(obj, "operator", None) is ObjectiveOperator.UPPER:
+        if d.structure == sid and getattr(obj, "operator", None) is operator:
             out.setdefault(d.index, {})[d.field] = k
     return out
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeTpsSession
-from template_fixtures import frozen_prostate_template
+from template_fixtures import DATA_DIR, frozen_prostate_template
 
 from agent.evaluation import GoalStatus, evaluate_session
 from agent.guardrails import Guardrails
@@ -32,25 +32,25 @@ from agent.records import (
     StopReason,
     VerdictStatus,
 )
-from agent.templates import match_structures
+from agent.templates import load_template, match_structures
 from esapi_bridge.dto import NormalTissueObjective, OptimizeRequest, PointObjective, objective_key
 
 TEMPLATE = frozen_prostate_template()
 RX = 79.2
 
 
-def _context(fake: FakeTpsSession, objectives=None) -> PolicyContext:
-    smap = match_structures(TEMPLATE, fake.structures())
-    objs = objectives or TEMPLATE.initial_objectives(smap)
+def _context(fake: FakeTpsSession, objectives=None, template=TEMPLATE) -> PolicyContext:
+    smap = match_structures(template, fake.structures())
+    objs = objectives or template.initial_objectives(smap)
     fake.set_objectives(objs)
     fake.optimize(OptimizeRequest())
-    rule = TEMPLATE.normalization_rule(smap)
+    rule = template.normalization_rule(smap)
     assert rule is not None
     fake.normalize(rule)
-    ev = evaluate_session(fake, TEMPLATE, smap)
+    ev = evaluate_session(fake, template, smap)
     dvhs = {sid: fake.get_dvh(sid) for sid in smap.values()}
     return PolicyContext(
-        iteration=1, max_iterations=20, template=TEMPLATE, structure_map=smap, prescription_gy=RX,
+        iteration=1, max_iterations=20, template=template, structure_map=smap, prescription_gy=RX,
         structures=fake.structures(), objectives=objs, evaluation=ev, optimization=None,
         memory=Memory(), dvhs=dvhs,
     )  # fmt: skip
@@ -207,3 +207,50 @@ def test_registry() -> None:
     assert make_policy("rule").name == "rule"
     with pytest.raises(PolicyError, match="unknown policy 'magic'"):
         make_policy("magic")
+
+
+def _conformity_template(tmp_path: Path):
+    """The frozen template without its NTO and with a Paddick CI goal the fake cannot meet.
+
+    Priority 1, so that it is chased alongside the fake's failing rectum goal (a failing
+    priority-1 goal holds priority-2 demands back).
+    """
+    text = (DATA_DIR / "prostate-basic-frozen.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "kind: nto" in line)
+    del lines[start : start + 3]  # the NTO spans three lines
+    goals = lines.index("goals:")
+    lines.insert(
+        goals + 1,
+        '  - {id: ptv_ci, structure: PTV, metric: CI_paddick, comparator: ">=", limit: 0.99,'
+        " variation: 0.05, priority: 1}",
+    )
+    path = tmp_path / "conformity.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_template(path)
+
+
+def test_failing_conformity_without_an_nto_switches_one_on_alone(tmp_path: Path) -> None:
+    template = _conformity_template(tmp_path)
+    ctx = _context(FakeTpsSession(), template=template)
+    objs = list(ctx.objectives)
+    assert not any(isinstance(o, NormalTissueObjective) for o in objs)
+    ci = next(g for g in ctx.evaluation.goals if g.goal_id == "ptv_ci")
+    assert ci.status is not GoalStatus.MET  # the fake's ramps spill well beyond the PTV
+    proposal = RulePolicy().propose(ctx)
+    ntos = [o for o in proposal.objectives if isinstance(o, NormalTissueObjective)]
+    assert len(ntos) == 1
+    nto = ntos[0]
+    # conformity settings; priority half the highest PTV objective priority (120 -> 60)
+    assert (nto.distance_from_target_border_mm, nto.start_dose_pct, nto.end_dose_pct) == (
+        5.0,
+        100.0,
+        60.0,
+    )
+    assert nto.priority == pytest.approx(60.0)
+    assert "add NTO" in proposal.rationale
+    # nothing is removed (the rectum goal adds an objective of its own as well)
+    assert sum(not isinstance(o, NormalTissueObjective) for o in proposal.objectives) >= len(objs)
+    # a second proposal with the NTO in place adds no other NTO
+    again = RulePolicy().propose(_context(FakeTpsSession(), proposal.objectives, template))
+    assert sum(isinstance(o, NormalTissueObjective) for o in again.objectives) == 1

@@ -14,6 +14,9 @@ Each iteration:
    brought down to the current DVH, then pushed ``step`` below it, and its priority
    raised. OAR objectives whose goals are all met with room to spare are *relaxed*
    (half steps) when a target demand fails, since they compete with it.
+   A failing conformity goal on a plan without a normal tissue objective first switches
+   one on (:mod:`agent.policies.rule_additions`), and that demand pushes nothing else in
+   that iteration; a ``D``/``V`` goal no objective is near gets one at its goal point.
 4. Steps start big; they halve when the driving demand's margin has just changed sign,
    and each time the objective's own direction of change reversed in the session
    (tighten <-> relax: bisection on the trade-off), down to ``min_scale``.
@@ -27,19 +30,24 @@ Each iteration:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.evaluation import Evaluation, GoalStatus
 from agent.policies.base import PolicyContext
+from agent.policies.rule_additions import (
+    CONFORMITY_KINDS,
+    has_nto,
+    new_conformity_nto,
+    new_goal_objective,
+    nto_text,
+)
 from agent.policies.rule_demands import (
     PRIORITY,
     PUSH,
     Demand,
     collect_demands,
-    goal_point,
     is_futile,
     needs_goal_objective,
     pushed,
@@ -153,8 +161,19 @@ class RulePolicy:
         for demand in sorted(active, key=lambda d: -d.urgency):
             scale = self._scale(demand, history)
             roles = responsible_objectives(context, demand)
+            if (
+                demand.is_index
+                and demand.metric.kind in CONFORMITY_KINDS
+                and not has_nto(context.objectives, additions)
+            ):
+                # a conformity goal fails and nothing shapes the fall-off around the target:
+                # planners switch the normal tissue objective on
+                nto = new_conformity_nto(context)
+                additions.append(nto)
+                notes.append(f"{demand.describe()}: add {objective_key(nto)} {nto_text(nto)}")
+                continue  # one change at a time: see what the NTO does before pushing rings
             if needs_goal_objective(context, demand) or not roles:
-                new = _new_objective(context, demand)
+                new = new_goal_objective(context, demand)
                 known = set(current) | {objective_key(a) for a in additions}
                 if new is not None and objective_key(new) not in known:
                     additions.append(new)
@@ -395,59 +414,3 @@ def _rejected_keys(context: PolicyContext) -> set[str]:
             if reason.startswith(key + ":"):
                 out.add(key)
     return out
-
-
-def _new_objective(context: PolicyContext, demand: Demand) -> Objective | None:
-    """An upper objective for a priority 1-2 demand no objective serves well: at the goal
-    point of a ``D``/``V`` goal (:func:`needs_goal_objective`, a little tighter than the
-    goal), or for an OAR goal on a structure without objectives."""
-    if not demand.upper or demand.priority > 2 or demand.is_index:
-        return None
-    rx = context.prescription_gy
-    mine = [
-        o.priority
-        for o in context.objectives
-        if isinstance(o, PointObjective | MeanDoseObjective | EudObjective)
-        and o.operator is ObjectiveOperator.UPPER
-        and o.structure_id in demand.objective_structures
-    ]
-    if needs_goal_objective(context, demand):
-        point = goal_point(demand)
-        assert point is not None
-        dose_gy, volume = point
-        if demand.on_target:
-            level = context.template.prescription.level_gy(demand.canonical_id, rx)
-            dose_gy = min(max(dose_gy - 0.01 * rx, level), 1.12 * level)
-        else:
-            dose_gy, volume = min(dose_gy - 0.02 * rx, 1.05 * rx), 0.8 * volume
-        return PointObjective(
-            structure_id=demand.plan_structure_id,
-            operator=ObjectiveOperator.UPPER,
-            dose_gy=round(max(dose_gy, 0.05 * rx), 2),
-            volume_pct=round(min(100.0, max(0.0, volume)), 2),
-            priority=max(mine) if mine else 100.0 if demand.on_target else 50.0,
-        )
-    if mine or demand.on_target:
-        return None
-    oar = [
-        o.priority
-        for o in context.objectives
-        if not isinstance(o, NormalTissueObjective) and o.operator is ObjectiveOperator.UPPER
-    ]
-    priority = float(sorted(oar)[len(oar) // 2]) if oar else 50.0
-    goal_dose = demand.dose_level_gy
-    if goal_dose is None or not math.isfinite(goal_dose) or goal_dose <= 0:
-        return None
-    dose_gy = round(min(goal_dose * 0.95, 1.05 * rx), 2)
-    if demand.kind == "mean":
-        return MeanDoseObjective(
-            structure_id=demand.plan_structure_id, dose_gy=dose_gy, priority=priority
-        )
-    volume = demand.volume_pct if demand.volume_pct is not None else 0.0
-    return PointObjective(
-        structure_id=demand.plan_structure_id,
-        operator=ObjectiveOperator.UPPER,
-        dose_gy=dose_gy,
-        volume_pct=round(min(100.0, max(0.0, volume)), 2),
-        priority=priority,
-    )
