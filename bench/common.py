@@ -19,6 +19,8 @@ from loguru import logger
 from rich.console import Console
 from rich.table import Table
 
+from esapi_bridge.atomic_io import write_text_atomic
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")
 console = Console()
@@ -79,9 +81,7 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     data = {"benchmark": name, "machine": machine_info(), **payload}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=float) + "\n")
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from loguru import logger
 
+from esapi_bridge.atomic_io import atomic_writer
 from mock_tps.case import Case
 from mock_tps.dose_engine import ENGINE_VERSION, EngineParams, compute_dose_influence
 from mock_tps.dose_influence import DoseInfluence
@@ -90,30 +90,21 @@ def cached_dose_influence(
 
 
 def _save_atomic(path: Path, dij: DoseInfluence, key: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     m = dij.matrix
-    fd, tmp_name = tempfile.mkstemp(prefix=".dij-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                key=np.array(key),
-                engine_version=np.array(ENGINE_VERSION),
-                data=m.data,
-                indices=m.indices,
-                indptr=m.indptr,
-                shape=np.asarray(m.shape, dtype=np.int64),
-                voxel_indices=dij.voxel_indices,
-                grid_shape=np.asarray(dij.grid_shape, dtype=np.int64),
-                beamlet_beam=dij.beamlet_beam,
-                beamlet_ij=dij.beamlet_ij,
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path, "wb") as fh:
+        np.savez(
+            fh,
+            key=np.array(key),
+            engine_version=np.array(ENGINE_VERSION),
+            data=m.data,
+            indices=m.indices,
+            indptr=m.indptr,
+            shape=np.asarray(m.shape, dtype=np.int64),
+            voxel_indices=dij.voxel_indices,
+            grid_shape=np.asarray(dij.grid_shape, dtype=np.int64),
+            beamlet_beam=dij.beamlet_beam,
+            beamlet_ij=dij.beamlet_ij,
+        )
 
 
 def _load(path: Path, key: str, grid_shape: tuple[int, int, int]) -> DoseInfluence:

@@ -16,9 +16,7 @@ Both are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -27,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from esapi_bridge.atomic_io import write_text_atomic
 from esapi_bridge.dto import DoseSlice, DvhCurve, SlicePlane
 from esapi_bridge.errors import (
     CapabilityUnavailable,
@@ -288,19 +287,7 @@ def decode_slice(encoded: EncodedSlice) -> DoseSlice:
 # ----------------------------------------------------------------- file I/O
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def save_plan_snapshot(
