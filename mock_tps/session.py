@@ -31,6 +31,7 @@ from esapi_bridge.dto import (
     PlanInfo,
     SlicePlane,
     StructureInfo,
+    objective_key,
 )
 from esapi_bridge.errors import (
     DoseUnavailable,
@@ -202,14 +203,17 @@ class MockTpsSession:
         self._dose = None
         self._dvh_cache.clear()
         self.last_fluence_result = result
+        # the objectives know their structure (ids may contain ':'; keys are not parsed)
+        structure_of = {
+            objective_key(o): None if isinstance(o, NormalTissueObjective) else o.structure_id
+            for o in self._objectives
+        }
         return OptimizationResult(
             success=result.success,
             total_objective_value=result.total_value,
             structure_objective_values=dict(result.structure_values),
             objective_values=[
-                ObjectiveValue(
-                    key=k, structure_id=None if k == "NTO" else k.split(":", 1)[0], value=v
-                )
+                ObjectiveValue(key=k, structure_id=structure_of.get(k), value=v)
                 for k, v in result.objective_values.items()
             ],
             iterations=result.iterations,

@@ -193,3 +193,26 @@ def test_optimizer_crash_is_mapped_to_our_error(tmp_path: Path, mocker: MockerFi
         session.optimize()
     with pytest.raises(InvalidObjective, match="no optimization objectives"):
         MockTpsSession(small_case(), cache_dir=tmp_path).optimize()
+
+
+def test_objective_values_name_their_structure_even_with_a_colon_in_its_id(
+    tmp_path: Path,
+) -> None:
+    case = small_case()
+    oar = case.structures.pop("OAR")
+    case.structures["OAR:L"] = Structure("OAR:L", "ORGAN", oar.mask)
+    objectives = [
+        o.model_copy(update={"structure_id": "OAR:L"})
+        if getattr(o, "structure_id", None) == "OAR"
+        else o
+        for o in OBJECTIVES
+    ]
+    session = MockTpsSession(case, objectives, cache_dir=tmp_path)
+    result = session.optimize(OptimizeRequest(mode=OptimizationMode.RESTART))
+    by_key = {v.key: v.structure_id for v in result.objective_values}
+    assert by_key == {
+        "PTV:point:lower:100": "PTV",
+        "PTV:point:upper:0": "PTV",
+        "OAR:L:point:upper:10": "OAR:L",
+        "NTO": None,
+    }
