@@ -4,10 +4,13 @@ The key hashes ``case.geometry_hash()`` (grid, densities, body, targets, beams),
 :class:`EngineParams` and :data:`ENGINE_VERSION`. Files are written atomically (temporary file in
 the same directory, then rename). An unreadable or inconsistent file is logged and recomputed; a
 cache directory that cannot be written degrades to computing without the cache (with a warning).
+The cache is bounded (``$RTPLAN_CACHE_MAX_GB``, default 20 GB; VMAT matrices take 0.5-1.5 GB
+each): after a write, the least recently used files go until the rest fits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -24,6 +27,9 @@ from mock_tps.dose_influence import DoseInfluence
 
 #: Environment variable naming the cache directory.
 CACHE_DIR_ENV = "RTPLAN_CACHE_DIR"
+#: Environment variable bounding the cache size (GB); the default is DEFAULT_CACHE_MAX_GB.
+CACHE_MAX_GB_ENV = "RTPLAN_CACHE_MAX_GB"
+DEFAULT_CACHE_MAX_GB = 20.0
 
 _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, IndexError, zipfile.BadZipFile)
 
@@ -36,6 +42,59 @@ def default_cache_dir() -> Path:
     """``$RTPLAN_CACHE_DIR`` if set, else ``~/.cache/rtplan/dij``."""
     env = os.environ.get(CACHE_DIR_ENV, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rtplan" / "dij"
+
+
+def cache_limit_bytes() -> int:
+    """``$RTPLAN_CACHE_MAX_GB`` in bytes (default 20 GB); a bad value warns and uses the default."""
+    text = os.environ.get(CACHE_MAX_GB_ENV, "").strip()
+    if not text:
+        return int(DEFAULT_CACHE_MAX_GB * 1e9)
+    try:
+        gb = float(text)
+        if not gb >= 0.0 or gb == float("inf"):
+            raise ValueError
+    except ValueError:
+        logger.warning(
+            "{}={!r} is not a size in GB (a number >= 0); using {} GB. Set it to e.g. 20.",
+            CACHE_MAX_GB_ENV,
+            text,
+            DEFAULT_CACHE_MAX_GB,
+        )
+        return int(DEFAULT_CACHE_MAX_GB * 1e9)
+    return int(gb * 1e9)
+
+
+def evict_least_recently_used(
+    directory: Path, max_bytes: int, keep: Path | None = None
+) -> list[Path]:
+    """Delete the least recently used cache files until the rest fits in ``max_bytes``.
+
+    Recency is the file's modification time (a cache hit touches it). ``keep`` (the file
+    just written) is never deleted, even if it alone exceeds the limit. Returns the deleted
+    files; files that vanish or cannot be deleted meanwhile are skipped.
+    """
+    entries: list[tuple[float, int, Path]] = []
+    for f in directory.glob("dij-*.npz"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in entries)
+    removed: list[Path] = []
+    for _, size, f in sorted(entries):
+        if total <= max_bytes:
+            break
+        if keep is not None and f == keep:
+            continue
+        try:
+            f.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(f)
+        logger.info("dose-influence cache: evicted {} ({:.2f} GB)", f.name, size / 1e9)
+    return removed
 
 
 def cache_key(case: Case, params: EngineParams) -> str:
@@ -69,6 +128,7 @@ def cached_dose_influence(
         try:
             dij = _load(path, key, case.grid.shape)
             logger.debug("dose influence of {} read from cache {}", case.name, path)
+            _touch(path)
             return dij
         except _READ_ERRORS as exc:
             logger.warning(
@@ -80,6 +140,7 @@ def cached_dose_influence(
     dij = compute_dose_influence(case, p)
     try:
         _save_atomic(path, dij, key)
+        evict_least_recently_used(path.parent, cache_limit_bytes(), keep=path)
     except OSError as exc:
         logger.warning(
             "cannot write the dose-influence cache in {} ({}); continuing without the cache",
@@ -87,6 +148,13 @@ def cached_dose_influence(
             exc,
         )
     return dij
+
+
+def _touch(path: Path) -> None:
+    """Mark a cache file as just used (its modification time orders the eviction)."""
+    # a read-only cache still serves; it just cannot track recency
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _save_atomic(path: Path, dij: DoseInfluence, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +119,50 @@ def test_default_cache_dir_from_environment(
     monkeypatch.delenv("RTPLAN_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "rtplan" / "dij"
+
+
+def _file(directory: Path, name: str, size: int, mtime: float) -> Path:
+    f = directory / name
+    f.write_bytes(b"\0" * size)
+    os.utime(f, (mtime, mtime))
+    return f
+
+
+def test_eviction_drops_least_recently_used_until_the_rest_fits(tmp_path: Path) -> None:
+    old = _file(tmp_path, "dij-a.npz", 400, 1_000.0)
+    mid = _file(tmp_path, "dij-b.npz", 400, 2_000.0)
+    new = _file(tmp_path, "dij-c.npz", 400, 3_000.0)
+    other = _file(tmp_path, "notes.txt", 10_000, 0.0)  # not a cache file: never touched
+    removed = dij_cache.evict_least_recently_used(tmp_path, max_bytes=800, keep=new)
+    assert removed == [old]  # 1200 -> 800 bytes: only the oldest goes
+    assert mid.exists() and new.exists() and other.exists()
+    # the file just written is kept even when it alone is over the limit
+    assert dij_cache.evict_least_recently_used(tmp_path, max_bytes=100, keep=new) == [mid]
+    assert new.exists()
+
+
+def test_a_cache_hit_marks_the_file_recent_and_a_write_evicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cached_dose_influence(_case(0.0), cache_dir=tmp_path)
+    path_first = cache_path(_case(0.0), EngineParams(), tmp_path)
+    os.utime(path_first, (1_000.0, 1_000.0))
+    cached_dose_influence(_case(0.0), cache_dir=tmp_path)  # hit: touched
+    assert path_first.stat().st_mtime > 1_000.0
+    # a limit below two files: writing a second geometry evicts the first (older) one
+    size = path_first.stat().st_size
+    monkeypatch.setenv(dij_cache.CACHE_MAX_GB_ENV, str(1.5 * size / 1e9))
+    cached_dose_influence(_case(45.0), cache_dir=tmp_path)
+    assert not path_first.exists()
+    assert cache_path(_case(45.0), EngineParams(), tmp_path).exists()
+    assert first.matrix.nnz > 0
+
+
+def test_cache_limit_from_environment(monkeypatch: pytest.MonkeyPatch, warnings: list[str]) -> None:
+    monkeypatch.delenv(dij_cache.CACHE_MAX_GB_ENV, raising=False)
+    assert dij_cache.cache_limit_bytes() == 20_000_000_000
+    monkeypatch.setenv(dij_cache.CACHE_MAX_GB_ENV, "2.5")
+    assert dij_cache.cache_limit_bytes() == 2_500_000_000
+    monkeypatch.setenv(dij_cache.CACHE_MAX_GB_ENV, "lots")
+    assert dij_cache.cache_limit_bytes() == 20_000_000_000
+    assert any("RTPLAN_CACHE_MAX_GB='lots'" in m for m in warnings)
