@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,8 @@ def test_failing_conformity_without_an_nto_switches_one_on_alone(tmp_path: Path)
     )
     assert nto.priority == pytest.approx(60.0)
     assert "add NTO" in proposal.rationale
+    # an index is described with three decimals (the goal limit 0.99 reads "0.990")
+    assert re.search(r"PTV CI_paddick \d\.\d{3} < 0\.990 \(p1\): add NTO", proposal.rationale)
     # nothing is removed (the rectum goal adds an objective of its own as well)
     assert sum(not isinstance(o, NormalTissueObjective) for o in proposal.objectives) >= len(objs)
     # a second proposal with the NTO in place adds no other NTO

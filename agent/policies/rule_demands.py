@@ -93,8 +93,11 @@ class Demand:
         """``Rectum V94.7%Rx 18.2 > 15 (p1)``."""
         op = ">" if self.upper else "<"
         tag = f"p{self.priority}" if self.source == "goal" else "score"
+        # indices (CI, HI) are near 1 or 0: three decimals, so "0.845 < 0.850" reads right
+        digits = 3 if self.is_index else 2
         return (
-            f"{self.canonical_id} {self.metric.text} {self.value:.2f} {op} {self.limit:.2f} ({tag})"
+            f"{self.canonical_id} {self.metric.text} {self.value:.{digits}f} {op} "
+            f"{self.limit:.{digits}f} ({tag})"
         )
 
 
