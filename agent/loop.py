@@ -26,17 +26,17 @@ from pathlib import Path
 from loguru import logger
 
 from agent.approval import Approver
-from agent.evaluation import Evaluation, EvaluationError, evaluate_session
+from agent.evaluation import Evaluation, EvaluationError
 from agent.guardrails import GuardLimits, Guardrails
 from agent.identity import case_identity, template_hash
 from agent.journal import Journal, JournalError
 from agent.memory import Memory, make_step
 from agent.negotiation import SessionAborted, negotiate
+from agent.plan_step import build_summary, observe_dvhs, optimize_and_evaluate, write_summary
 from agent.policies.base import Policy, PolicyContext, PolicyError
 from agent.records import (
     JOURNAL_FILENAME,
     REVERT_POLICY,
-    SUMMARY_FILENAME,
     ApplyIntent,
     GuardVerdict,
     IterationRecord,
@@ -61,7 +61,7 @@ from esapi_bridge.dto import (
     OptimizeRequest,
     StructureInfo,
 )
-from esapi_bridge.errors import OptimizationFailed, PlanLocked, TpsError
+from esapi_bridge.errors import PlanLocked, TpsError
 from esapi_bridge.port import TpsSession
 
 IterationCallback = Callable[[IterationRecord], None]
@@ -398,17 +398,8 @@ class PlanningLoop:
         )
 
     def _observe_dvhs(self) -> dict[str, DvhCurve]:
-        """DVHs of every structure with an objective or a goal (the policy's observation)."""
-        wanted: list[str] = []
-        for obj in self.state.objectives:
-            sid = getattr(obj, "structure_id", None)
-            if sid is not None and sid not in wanted:
-                wanted.append(sid)
         assert self.state.evaluation is not None
-        for goal in self.state.evaluation.goals:
-            if goal.plan_structure_id not in wanted:
-                wanted.append(goal.plan_structure_id)
-        return {sid: self.session.get_dvh(sid) for sid in wanted}
+        return observe_dvhs(self.session, self.state.objectives, self.state.evaluation)
 
     def _record(self, record: IterationRecord) -> None:
         assert self.journal is not None
@@ -429,24 +420,17 @@ class PlanningLoop:
     def _timed_optimize(
         self, mode: OptimizationMode
     ) -> tuple[OptimizationResult, float, Evaluation, IterationTimings]:
-        timings = IterationTimings()
-        t0 = self.clock()
         self.state.inner_optimizations += 1
         request = OptimizeRequest(max_iterations=self.config.optimizer_iterations, mode=mode)
-        result = self.session.optimize(request)
-        timings.optimize_s = self.clock() - t0
-        if not result.success:
-            raise OptimizationFailed(f"optimizer reported failure: {result.message or 'no reason'}")
-        t0 = self.clock()
-        self.session.calculate_dose()
-        timings.dose_s = self.clock() - t0
-        t0 = self.clock()
-        factor = 1.0 if self.norm_rule is None else self.session.normalize(self.norm_rule)
-        timings.normalize_s = self.clock() - t0
-        t0 = self.clock()
-        evaluation = evaluate_session(self.session, self.template, self.structure_map, self.rx_gy)
-        timings.evaluate_s = self.clock() - t0
-        return result, factor, evaluation, timings
+        return optimize_and_evaluate(
+            self.session,
+            request,
+            self.norm_rule,
+            self.template,
+            self.structure_map,
+            self.rx_gy,
+            self.clock,
+        )
 
     def _snapshot(self, label: str) -> None:
         """Save DVHs and dose planes for the report; a failure is journaled, not fatal."""
@@ -494,29 +478,15 @@ class PlanningLoop:
                 self._snapshot("final")
             except KeyboardInterrupt:
                 self._event("snapshot_failed", None, "final: interrupted")
-        first = st.records[0].evaluation if st.records else None
-        summary = SessionSummary(
-            session_id=self.header.session_id,
-            config=self.header.config,
-            template_name=self.header.template_name,
-            template_hash=self.header.template_hash,
-            case=self.header.case,
-            initial_evaluation=first,
-            final_evaluation=None if restored else st.evaluation,
-            best_iteration=None if st.best is None else st.records[st.best].iteration,
-            stop_reason=reason,
-            message=message,
-            iterations=sum(
-                1 for r in st.records if r.iteration > 0 and r.proposal.policy != REVERT_POLICY
-            ),
-            inner_optimizations=st.inner_optimizations,
-            rejected_proposals=st.rejected,
-            restored_original=restored,
-            wall_time_s=st.prior_wall_s + (self.clock() - start),
+        summary = build_summary(
+            self.header,
+            st,
+            reason,
+            message,
+            restored,
+            st.prior_wall_s + (self.clock() - start),
         )
         self.journal.write(summary)
         self.journal.close()
-        tmp = self.out_dir / (SUMMARY_FILENAME + ".tmp")
-        tmp.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.out_dir / SUMMARY_FILENAME)
+        write_summary(self.out_dir, summary)
         return summary

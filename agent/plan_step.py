@@ -1,0 +1,120 @@
+"""The TPS side of one loop iteration, and the session summary, as plain functions.
+
+:func:`optimize_and_evaluate` runs optimize -> dose -> normalize -> evaluate with timings;
+:func:`observe_dvhs` reads the DVHs a policy observes; :func:`build_summary` and
+:func:`write_summary` close a session. :class:`agent.loop.PlanningLoop` strings them
+together with the journal and the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from agent.evaluation import Evaluation, evaluate_session
+from agent.records import (
+    REVERT_POLICY,
+    SUMMARY_FILENAME,
+    IterationTimings,
+    SessionHeader,
+    SessionSummary,
+    StopReason,
+)
+from agent.session_state import SessionState
+from agent.templates import SiteTemplate
+from esapi_bridge.atomic_io import write_text_atomic
+from esapi_bridge.dto import (
+    DvhCurve,
+    NormalizationRule,
+    Objective,
+    OptimizationResult,
+    OptimizeRequest,
+)
+from esapi_bridge.errors import OptimizationFailed
+from esapi_bridge.port import TpsSession
+
+
+def optimize_and_evaluate(
+    session: TpsSession,
+    request: OptimizeRequest,
+    norm_rule: NormalizationRule | None,
+    template: SiteTemplate,
+    structure_map: Mapping[str, str],
+    rx_gy: float,
+    clock: Callable[[], float],
+) -> tuple[OptimizationResult, float, Evaluation, IterationTimings]:
+    """Optimize, calculate dose, normalize and evaluate the plan, timing each step.
+
+    Returns the optimizer result, the normalization factor (1 without a rule), the
+    evaluation and the timings. Raises :class:`OptimizationFailed` when the optimizer
+    reports failure.
+    """
+    timings = IterationTimings()
+    t0 = clock()
+    result = session.optimize(request)
+    timings.optimize_s = clock() - t0
+    if not result.success:
+        raise OptimizationFailed(f"optimizer reported failure: {result.message or 'no reason'}")
+    t0 = clock()
+    session.calculate_dose()
+    timings.dose_s = clock() - t0
+    t0 = clock()
+    factor = 1.0 if norm_rule is None else session.normalize(norm_rule)
+    timings.normalize_s = clock() - t0
+    t0 = clock()
+    evaluation = evaluate_session(session, template, structure_map, rx_gy)
+    timings.evaluate_s = clock() - t0
+    return result, factor, evaluation, timings
+
+
+def observe_dvhs(
+    session: TpsSession, objectives: Sequence[Objective], evaluation: Evaluation
+) -> dict[str, DvhCurve]:
+    """DVHs of every structure with an objective or a goal (the policy's observation)."""
+    wanted: list[str] = []
+    for obj in objectives:
+        sid = getattr(obj, "structure_id", None)
+        if sid is not None and sid not in wanted:
+            wanted.append(sid)
+    for goal in evaluation.goals:
+        if goal.plan_structure_id not in wanted:
+            wanted.append(goal.plan_structure_id)
+    return {sid: session.get_dvh(sid) for sid in wanted}
+
+
+def build_summary(
+    header: SessionHeader,
+    state: SessionState,
+    reason: StopReason,
+    message: str,
+    restored: bool,
+    wall_time_s: float,
+) -> SessionSummary:
+    """The session's summary (initial and final evaluations, counts, stop reason)."""
+    records = state.records
+    return SessionSummary(
+        session_id=header.session_id,
+        config=header.config,
+        template_name=header.template_name,
+        template_hash=header.template_hash,
+        case=header.case,
+        initial_evaluation=records[0].evaluation if records else None,
+        final_evaluation=None if restored else state.evaluation,
+        best_iteration=None if state.best is None else records[state.best].iteration,
+        stop_reason=reason,
+        message=message,
+        iterations=sum(
+            1 for r in records if r.iteration > 0 and r.proposal.policy != REVERT_POLICY
+        ),
+        inner_optimizations=state.inner_optimizations,
+        rejected_proposals=state.rejected,
+        restored_original=restored,
+        wall_time_s=wall_time_s,
+    )
+
+
+def write_summary(out_dir: Path, summary: SessionSummary) -> Path:
+    """Write ``summary.json`` in ``out_dir`` atomically; returns its path."""
+    path = out_dir / SUMMARY_FILENAME
+    write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
+    return path
