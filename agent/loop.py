@@ -194,7 +194,7 @@ class PlanningLoop:
         try:
             self._apply(last.iteration, last.applied_objectives)
             t0 = self.clock()
-            result, factor, evaluation = self._optimize(OptimizationMode.RESTART)
+            result, factor, evaluation, _ = self._timed_optimize(OptimizationMode.RESTART)
             journal.write(
                 SessionEvent(
                     kind="reoptimized",
@@ -258,30 +258,14 @@ class PlanningLoop:
         if not better(best.evaluation, st.evaluation, 0.0):
             return
         t_start = self.clock()
-        iteration = st.records[-1].iteration + 1
         proposal = Proposal(
             objectives=list(best.applied_objectives),
             rationale=f"the session ended on a worse plan: back to iteration {best.iteration}",
             policy=REVERT_POLICY,
             optimization_mode=OptimizationMode.RESTART,
         )
-        self._apply(iteration, proposal.objectives)
-        result, factor, evaluation, timings = self._timed_optimize(OptimizationMode.RESTART)
-        timings.total_s = self.clock() - t_start
-        self._record(
-            IterationRecord(
-                iteration=iteration,
-                proposal=proposal,
-                verdict=GuardVerdict(status=VerdictStatus.ACCEPTED),
-                applied_objectives=proposal.objectives,
-                optimization_mode=OptimizationMode.RESTART,
-                optimization=result,
-                inner_optimizations=1,
-                normalization_factor=factor,
-                evaluation=evaluation,
-                timings=timings,
-            )
-        )
+        accepted = GuardVerdict(status=VerdictStatus.ACCEPTED)
+        self._plan_fixed(st.records[-1].iteration + 1, proposal, accepted, t_start)
 
     def _abort_reason(self, exc: BaseException) -> tuple[StopReason, str]:
         if isinstance(exc, KeyboardInterrupt):
@@ -299,16 +283,31 @@ class PlanningLoop:
             raise SessionAborted(
                 StopReason.ERROR, "template objectives rejected: " + "; ".join(verdict.reasons)
             )
-        self._apply(0, applied)
+        self._plan_fixed(0, proposal, verdict, t_start, applied, snapshot="initial")
+
+    def _plan_fixed(
+        self,
+        iteration: int,
+        proposal: Proposal,
+        verdict: GuardVerdict,
+        t_start: float,
+        applied: list[Objective] | None = None,
+        snapshot: str | None = None,
+    ) -> None:
+        """Apply objectives that need no policy (template start, revert), plan from scratch."""
+        objectives = list(proposal.objectives) if applied is None else applied
+        self._apply(iteration, objectives)
         result, factor, evaluation, timings = self._timed_optimize(OptimizationMode.RESTART)
         timings.total_s = self.clock() - t_start
-        self._snapshot("initial")
+        if snapshot is not None:
+            self._snapshot(snapshot)
         self._record(
             IterationRecord(
-                iteration=0,
+                iteration=iteration,
                 proposal=proposal,
                 verdict=verdict,
-                applied_objectives=applied,
+                applied_objectives=objectives,
+                optimization_mode=OptimizationMode.RESTART,
                 optimization=result,
                 inner_optimizations=1,
                 normalization_factor=factor,
@@ -412,10 +411,6 @@ class PlanningLoop:
         assert self.journal is not None
         self.journal.write(ApplyIntent(iteration=iteration, objectives=objectives))
         self.session.set_objectives(objectives)
-
-    def _optimize(self, mode: OptimizationMode) -> tuple[OptimizationResult, float, Evaluation]:
-        result, factor, evaluation, _ = self._timed_optimize(mode)
-        return result, factor, evaluation
 
     def _timed_optimize(
         self, mode: OptimizationMode
