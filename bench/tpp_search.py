@@ -1,8 +1,11 @@
 """A simple, bounded search over a template's TPP ranges (used by ``bench.calibration``).
 
 (1+1) local search with an adaptive step: each candidate moves one to three TPPs of the
-current best objectives. Most moves are directed by a deficient goal or criterion (one not
-met / not at full points): the objectives of its structure move so as to lower (``<=``) or
+current best objectives. A share of candidates (``SNAP_PROBABILITY``) makes a planner's
+first move on a deficient upper limit: an organ's DVH objective goes onto the limit's
+dose level and volume, or an upper objective onto a dose limit, with a higher priority (a
+target hot spot also raises the coverage priorities). Most other moves are directed by a
+deficient goal or criterion (one not met / not at full points): the objectives of its structure move so as to lower (``<=``) or
 raise (``>=``) the dose there (dose goal, volume, priority; the NTO for organs at risk). The
 rest are random Gaussian moves. Every candidate is optimized (warm start), normalized and
 evaluated; it replaces the current best when it is better (the score first, then the
