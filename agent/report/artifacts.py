@@ -285,11 +285,6 @@ def decode_slice(encoded: EncodedSlice) -> DoseSlice:
 
 
 # ----------------------------------------------------------------- file I/O
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    write_text_atomic(path, text)
-
-
 def save_plan_snapshot(
     session: TpsSession, session_dir: Path, label: str, structure_ids: Sequence[str]
 ) -> None:
@@ -330,8 +325,8 @@ def save_plan_snapshot(
     except CapabilityUnavailable as exc:
         slices.unavailable = str(exc) or "the TPS offers no dose planes"
     dvh_text = DvhSnapshot(label=label, curves=curves, missing=missing).model_dump_json()
-    write_atomic(dvh_file, dvh_text)
-    write_atomic(slices_file, slices.model_dump_json())
+    write_text_atomic(dvh_file, dvh_text)
+    write_text_atomic(slices_file, slices.model_dump_json())
 
 
 def load_plan_snapshot(session_dir: Path, label: str) -> PlanSnapshot | None:

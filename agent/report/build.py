@@ -22,7 +22,6 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from agent.records import SessionLog, utc_now_iso
-from agent.report.artifacts import write_atomic
 from agent.report.changes import change_log, objective_rows
 from agent.report.data import (
     STATUS_LABELS,
@@ -36,6 +35,7 @@ from agent.report.data import (
 )
 from agent.report.dose_planes import plot_slices
 from agent.report.plots import plot_dvh, plot_progress, structure_colours
+from esapi_bridge.atomic_io import write_text_atomic
 
 REPORT_DIRNAME = "report"
 REPORT_SCHEMA_VERSION = 1
@@ -137,11 +137,11 @@ def build_report(session_dir: Path) -> Path:
     _write_csv(out / "goals.csv", GOAL_CSV_COLUMNS, goals)
     _write_csv(out / "iterations.csv", ITERATION_CSV_COLUMNS, iters)
     summary_json = _report_json(data, goals, iters, changes, figures)
-    write_atomic(out / "report.json", json.dumps(summary_json, indent=2, default=str) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(summary_json, indent=2, default=str) + "\n")
 
     html = _render_html(data, goals, iters, changes, figures, summary_json)
     html_path = out / "report.html"
-    write_atomic(html_path, html)
+    write_text_atomic(html_path, html)
     return html_path
 
 
@@ -190,7 +190,7 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, A
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_csv_value(row.get(c)) for c in columns])
-    write_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _eval_summary(evaluation: Any) -> dict[str, Any] | None:
