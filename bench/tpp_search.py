@@ -5,9 +5,9 @@ current best objectives. A share of candidates (``SNAP_PROBABILITY``) makes a pl
 first move on a deficient upper limit: an organ's DVH objective goes onto the limit's
 dose level and volume, or an upper objective onto a dose limit, with a higher priority (a
 target hot spot also raises the coverage priorities). Most other moves are directed by a
-deficient goal or criterion (one not met / not at full points): the objectives of its structure move so as to lower (``<=``) or
-raise (``>=``) the dose there (dose goal, volume, priority; the NTO for organs at risk). The
-rest are random Gaussian moves. Every candidate is optimized (warm start), normalized and
+deficient goal or criterion (one not met / not at full points): the objectives of its
+structure move so as to lower (``<=``) or raise (``>=``) the dose there (dose goal,
+volume, priority; the NTO for organs at risk). The rest are random Gaussian moves. Every candidate is optimized (warm start), normalized and
 evaluated; it replaces the current best when it is better (the score first, then the
 priority-1, -2 and -3 goals, compared lexicographically). All moves stay inside
 the template's ranges; some moves give up margin where a goal is met with room to spare.
@@ -35,7 +35,7 @@ from esapi_bridge.dto import (
 
 #: Weights of deficient goals by priority when choosing what to move (must, should, report).
 PRIORITY_WEIGHT = {1: 100.0, 2: 10.0, 3: 1.0}
-#: Share of candidates that put an organ's DVH objective onto a deficient goal point.
+#: Share of candidates that put an upper objective onto a deficient limit (:func:`_snap`).
 SNAP_PROBABILITY = 0.4
 #: A score within this of the maximum counts as the maximum.
 SCORE_TOLERANCE = 0.005
@@ -265,7 +265,9 @@ def _snap(
     An organ's ``V<dose> <= <volume>`` limit: an upper DVH objective of the organ goes to the
     limit's dose level and a volume at or below the limit. A dose limit (``D<x>``, max,
     mean): an upper objective of the structure goes to or below that dose (a target's just
-    below: it is the hot spot). Either way the objective's priority rises. Empty when no deficient item has such an objective to move.
+    below: it is the hot spot, and the target's coverage priorities rise with it). Either
+    way the objective's priority rises. Empty when no deficient item has such an objective
+    to move.
     """
     limits: list[tuple[str, str, float]] = []
     for c in best.criteria:
