@@ -7,13 +7,14 @@ dose level and volume, or an upper objective onto a dose limit, with a higher pr
 target hot spot also raises the coverage priorities). Most other moves are directed by a
 deficient goal or criterion (one not met / not at full points): the objectives of its
 structure move so as to lower (``<=``) or raise (``>=``) the dose there (dose goal,
-volume, priority; the NTO for organs at risk). The rest are random Gaussian moves. Every
-candidate is optimized (warm start), normalized and evaluated; it replaces the current best when it is better (the score first, then the
-priority-1, -2 and -3 goals, compared lexicographically). All moves stay inside
-the template's ranges; some moves give up margin where a goal is met with room to spare.
-The search stops when the target is reached (max score, or every priority-1 goal met for
-templates without a score) and every priority-2 goal is met, or when the budget of
-optimizations is spent.
+volume, priority; the NTO for organs at risk). The rest are random Gaussian moves.
+
+Every candidate is optimized (warm start), normalized and evaluated; it replaces the
+current best when it is better (the score first, then the priority-1, -2 and -3 goals,
+compared lexicographically). All moves stay inside the template's ranges; some moves give
+up margin where a goal is met with room to spare. The search stops when the target is
+reached (max score, or every priority-1 goal met for templates without a score) and every
+priority-2 goal is met, or when the budget of optimizations is spent.
 """
 
 from __future__ import annotations
