@@ -76,8 +76,8 @@ STRUCTURES["prostate-complex"] = STRUCTURES["prostate-basic"]
 
 #: Plausible volumes (cm3) at the default grid. Sources: typical adult contoured volumes
 #: (prostate PTV 90-160, bladder 90-350 part filled, rectum 50-100, femoral head+neck
-#: 50-110, liver 1200-2000, stomach 200-600, liver SBRT PTV 40-250, parotid 15-35, brainstem 20-40, oral cavity
-#: 30-100, larynx 15-45, mandible 40-90, cervix PTV with pelvic nodes 600-1500, pelvic bone
+#: 50-110, liver 1200-2000, stomach 200-600, liver SBRT PTV 40-250, parotid 15-35,
+#: brainstem 20-40, oral cavity 30-100, larynx 15-45, mandible 40-90, cervix PTV with pelvic nodes 600-1500, pelvic bone
 #: marrow 700-1300, brain 1200-1700, chiasm 0.2-1, optic nerve 0.5-1.5, cochlea 0.05-0.5,
 #: SRS PTVs 0.2-15); ranges are wide enough for the seeded variation.
 VOLUME_RANGES_CM3: dict[str, dict[str, tuple[float, float]]] = {
