@@ -13,7 +13,6 @@ neither the voxel size nor any structure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from scipy import ndimage
 from esapi_bridge.errors import InvalidInput
 from mock_tps.case import BeamSet, Case, Prescription, Structure
 from mock_tps.grid import Grid
+from mock_tps.tg119_fetch import resolve_tg119_path
 
-ENV_VAR = "RTPLAN_TG119"
 RX_GY = 50.0
 FRACTIONS = 25
 N_FIELDS = 7
@@ -46,12 +45,13 @@ _WHERE = (
 
 
 def default_tg119_path() -> Path:
-    """``$RTPLAN_TG119`` if set, else ``<repo>/../shared/data/tg119/TG119.mat``."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parent.parent
-    return repo.parent / "shared" / "data" / "tg119" / "TG119.mat"
+    """The file :func:`load_tg119` reads by default: :func:`resolve_tg119_path` with no path.
+
+    ``$RTPLAN_TG119``, else the verified cached copy, else ``<repo>/../shared/data/tg119``,
+    else a pip fetch of the pyradplan 0.5.0 wheel into the cache (see
+    :mod:`mock_tps.tg119_fetch`).
+    """
+    return resolve_tg119_path()
 
 
 def _get(obj: Any, name: str, what: str) -> Any:
@@ -176,7 +176,7 @@ def load_tg119(
     Parameters
     ----------
     path
-        ``TG119.mat``; default :func:`default_tg119_path`.
+        ``TG119.mat``; default :func:`default_tg119_path` (env, cache, ../shared, pip fetch).
     spacing_mm
         ``None`` keeps the file's CT grid (3 x 3 x 2.5 mm); else an isotropic spacing
         within 2-5 mm (masks nearest-neighbour, density linear).
@@ -194,11 +194,12 @@ def load_tg119(
     ------
     InvalidInput
         Missing or malformed file (the message says what is expected and where to get it),
-        or a spacing outside 2-5 mm.
+        no file found or fetched (the message names every place tried), or a spacing
+        outside 2-5 mm.
     """
     if spacing_mm is not None and not 2.0 <= float(spacing_mm) <= 5.0:
         raise InvalidInput(f"spacing_mm must be within 2-5 mm or None, got {spacing_mm!r}")
-    file = Path(path) if path is not None else default_tg119_path()
+    file = resolve_tg119_path(path)
     cube, resolution, origin, indices = _read(file)
     masks = _masks(cube.shape, indices)
     density = np.ascontiguousarray(cube.transpose(1, 0, 2), dtype=np.float32)

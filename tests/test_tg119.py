@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,21 @@ from esapi_bridge.dto import Technique
 from esapi_bridge.errors import InvalidInput
 from mock_tps.case import Case
 from mock_tps.tg119 import default_tg119_path, load_tg119
+from mock_tps.tg119_fetch import SHA256, resolve_tg119_path
 
 #: Voxel counts stated in shared/data/tg119/README.md.
 README_COUNTS = {"Core": 1_320, "OuterTarget": 7_458, "BODY": 601_736}
 
 
 @pytest.fixture(scope="module")
-def case() -> Case:
-    return load_tg119()
+def tg119_file() -> Path:
+    """The real phantom via the resolver: $RTPLAN_TG119, cache, ../shared or a pip fetch."""
+    return resolve_tg119_path()
+
+
+@pytest.fixture(scope="module")
+def case(tg119_file: Path) -> Case:
+    return load_tg119(tg119_file)
 
 
 def _write_mat(path: Path, cube: np.ndarray, structures: dict[str, ArrayLike]) -> None:
@@ -87,9 +95,9 @@ def test_body_is_wider_than_deep(case: Case) -> None:
     assert width == pytest.approx(303.0, abs=6.0) and depth == pytest.approx(150.0, abs=6.0)
 
 
-def test_cropping_keeps_geometry() -> None:
-    full = load_tg119(crop_to_body=False)
-    cropped = load_tg119()
+def test_cropping_keeps_geometry(tg119_file: Path) -> None:
+    full = load_tg119(tg119_file, crop_to_body=False)
+    cropped = load_tg119(tg119_file)
     assert full.grid.shape == (167, 167, 129)
     assert full.grid.origin_mm == (-250.0, -250.0, -160.0)
     for sid in README_COUNTS:
@@ -116,8 +124,8 @@ def test_matrad_index_convention(tmp_path: Path) -> None:
     assert np.argwhere(case.mask("OuterTarget")).tolist() == [[c, r + 1, s]]
 
 
-def test_resampling_keeps_volumes(case: Case) -> None:
-    iso3 = load_tg119(spacing_mm=3.0)
+def test_resampling_keeps_volumes(case: Case, tg119_file: Path) -> None:
+    iso3 = load_tg119(tg119_file, spacing_mm=3.0)
     assert iso3.grid.spacing_mm == (3.0, 3.0, 3.0)
     for sid in README_COUNTS:
         # Nearest-neighbour resampling from 2.5 to 3 mm slices: volumes within 3 %.
@@ -128,7 +136,11 @@ def test_resampling_keeps_volumes(case: Case) -> None:
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RTPLAN_TG119", raising=False)
-    assert default_tg119_path().parts[-4:] == ("shared", "data", "tg119", "TG119.mat")
+    found = default_tg119_path()
+    assert found.name == "TG119.mat" and found.is_file()
+    if found.parts[-4:] != ("shared", "data", "tg119", "TG119.mat"):
+        # Not the shared folder: the cached copy, which is only used with the wheel's hash.
+        assert hashlib.sha256(found.read_bytes()).hexdigest() == SHA256
     missing = tmp_path / "nowhere" / "TG119.mat"
     monkeypatch.setenv("RTPLAN_TG119", str(missing))
     assert default_tg119_path() == missing
