@@ -8,7 +8,7 @@ reason. Targets (issue #4): prostate-basic mean score >= 8.5/9, >= 80 % of cases
 head-and-neck, cervix, brain-srs and TG-119: every case improves on its initial plan
 and all priority-1 goals are met on >= 80 % of cases. TG-119 has no anatomical
 variation, so it runs once per template (easy, hard) whatever ``--seeds`` says; the two
-form the ``tg119`` group. "Improves" is :func:`agent.stopping.better` (final vs initial):
+form the ``tg119`` group. "Improves" is :func:`agent.session.stopping.better` (final vs initial):
 priority-1 goals met first, then score (or goal status points), shortfall of failing
 goals, and the clipped margin sum (sparing beyond the goals).
 
@@ -67,12 +67,12 @@ def group_of(scenario: str) -> str:
 
 def run_case(scenario: str, seed: int, max_iterations: int, policy: str) -> dict[str, Any]:
     """Plan one case; return its row (never raises: failures are reported in the row)."""
-    from agent.loop import PlanningLoop
     from agent.policies import make_policy
-    from agent.records import SessionConfig
-    from agent.stopping import better, plan_quality
+    from agent.session.loop import PlanningLoop
+    from agent.session.records import SessionConfig
+    from agent.session.stopping import better, plan_quality
     from agent.templates import load_template
-    from esapi_bridge.adapters.mock import open_mock_session
+    from mock_tps.factory import open_mock_session
 
     mock_scenario, template_name = _case(scenario)
     row: dict[str, Any] = {"scenario": scenario, "group": group_of(scenario), "seed": seed}

@@ -19,7 +19,7 @@ from loguru import logger
 from rich.console import Console
 from rich.table import Table
 
-from esapi_bridge.atomic_io import write_text_atomic
+from rtplan_common.atomic_io import write_text_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 T = TypeVar("T")

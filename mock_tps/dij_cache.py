@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 from loguru import logger
 
-from esapi_bridge.atomic_io import atomic_writer
 from mock_tps.case import Case
 from mock_tps.dose_engine import ENGINE_VERSION, EngineParams, compute_dose_influence
 from mock_tps.dose_influence import DoseInfluence
+from rtplan_common.atomic_io import atomic_writer
 
 #: Environment variable naming the cache directory.
 CACHE_DIR_ENV = "RTPLAN_CACHE_DIR"

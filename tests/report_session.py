@@ -3,7 +3,7 @@
 A synthetic phantom (spherical PTV, rectum and bladder inside an elliptic body) whose
 dose falls off outside the PTV more steeply at every iteration; DVHs from
 :func:`mock_tps.dvh.dvh_from_doses`; evaluations computed from those DVHs with the real
-:mod:`agent.evaluation` models; records written with the real :class:`agent.journal.Journal`;
+:mod:`agent.evaluation` models; records written with the real :class:`agent.session.journal.Journal`;
 plan snapshots saved through :func:`agent.report.save_plan_snapshot` from :class:`FakeTps`.
 """
 
@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from agent.evaluation import CriterionResult, Evaluation, GoalResult, GoalStatus
-from agent.journal import Journal
-from agent.records import (
+from agent.report import save_plan_snapshot
+from agent.session.journal import Journal
+from agent.session.records import (
     CaseIdentity,
     GuardVerdict,
     IterationRecord,
@@ -31,7 +32,6 @@ from agent.records import (
     StopReason,
     VerdictStatus,
 )
-from agent.report import save_plan_snapshot
 from esapi_bridge.dto import (
     DoseSlice,
     DvhCurve,

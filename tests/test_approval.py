@@ -11,11 +11,11 @@ from fakes import FakeTpsSession, ScriptedPolicy
 from rich.console import Console
 from template_fixtures import frozen_prostate_template
 
-from agent.approval import ConsoleApprover, apply_edits
-from agent.journal import read_journal
-from agent.loop import PlanningLoop
 from agent.policies.base import PolicyContext
-from agent.records import (
+from agent.session.approval import ConsoleApprover, apply_edits
+from agent.session.journal import read_journal
+from agent.session.loop import PlanningLoop
+from agent.session.records import (
     ApprovalAction,
     GuardVerdict,
     Proposal,

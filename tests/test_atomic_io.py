@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from esapi_bridge.atomic_io import atomic_writer, write_text_atomic
+from rtplan_common.atomic_io import atomic_writer, write_text_atomic
 
 
 def test_text_and_bytes_are_written_whole_with_shared_permissions(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pytest
 from fakes import FakeTpsSession
 from typer.testing import CliRunner
 
-import agent.cli as cli
-from agent.journal import read_journal
-from agent.records import SessionConfig, StopReason
+import agent.cli.main as cli
+from agent.session.journal import read_journal
+from agent.session.records import SessionConfig, StopReason
 
 runner = CliRunner()
 

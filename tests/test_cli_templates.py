@@ -10,7 +10,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from agent.cli_templates import templates_app
+from agent.cli.templates import templates_app
 
 app = typer.Typer()
 app.add_typer(templates_app, name="templates")

@@ -17,6 +17,7 @@ from agent.evaluation import (
     metric_value,
     needed_structures,
 )
+from agent.evaluation.text import evaluation_table
 from agent.templates import CriterionSpec, SiteTemplate, load_template, parse_metric
 from esapi_bridge import dvh_metrics
 from esapi_bridge.dto import DvhCurve
@@ -267,7 +268,7 @@ def test_text_table_and_json() -> None:
     dvhs = cold_plan(t)
     dvhs["Rectum"] = ramp("Rectum", 0.0, 100.0)
     ev = evaluate(dvhs, t, identity(t))
-    text = ev.to_text_table()
+    text = evaluation_table(ev)
     lines = text.splitlines()
     assert lines[0].startswith("prostate-basic  Rx 79.20 Gy  score ")
     assert "P1 goals met 2/3" in lines[0]

@@ -8,8 +8,8 @@ import pytest
 from fakes import FakeTpsSession
 from template_fixtures import frozen_prostate_template
 
-from agent.guardrails import GuardLimits, Guardrails
-from agent.records import Proposal, VerdictStatus
+from agent.session.guardrails import GuardLimits, Guardrails
+from agent.session.records import Proposal, VerdictStatus
 from agent.templates import match_structures
 from esapi_bridge.dto import (
     NormalTissueObjective,

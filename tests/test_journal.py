@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from fakes import FakeStructure, FakeTpsSession
 
-from agent.journal import Journal, JournalCorrupt, JournalError, read_journal
-from agent.loop import PlanningLoop
 from agent.policies import RulePolicy
-from agent.records import SessionConfig, SessionEvent, StopReason
-from agent.resume import ResumeError, replay_session, resume_session
+from agent.session.journal import Journal, JournalCorrupt, JournalError, read_journal
+from agent.session.loop import PlanningLoop
+from agent.session.records import SessionConfig, SessionEvent, StopReason
+from agent.session.resume import ResumeError, replay_session, resume_session
 from agent.templates import load_template
 
 TEMPLATE = load_template("prostate-basic")
@@ -38,7 +38,7 @@ def _factory(**kw: Any):
 
 def test_every_write_is_flushed_and_synced(tmp_path: Path, monkeypatch) -> None:
     synced: list[int] = []
-    monkeypatch.setattr("agent.journal.os.fsync", lambda fd: synced.append(fd))
+    monkeypatch.setattr("agent.session.journal.os.fsync", lambda fd: synced.append(fd))
     with Journal(tmp_path / "j.jsonl") as journal:
         journal.write(SessionEvent(kind="a"))
         journal.write(SessionEvent(kind="b"))

@@ -11,11 +11,11 @@ import pytest
 from fakes import FakeStructure, FakeTpsSession, ScriptedPolicy
 from template_fixtures import frozen_prostate_template
 
-from agent.journal import JournalError, read_journal
-from agent.loop import PlanningLoop
 from agent.policies import RulePolicy
 from agent.policies.base import PolicyContext, PolicyError
-from agent.records import Proposal, SessionConfig, StopReason
+from agent.session.journal import JournalError, read_journal
+from agent.session.loop import PlanningLoop
+from agent.session.records import Proposal, SessionConfig, StopReason
 from agent.templates import StructureMatchError
 from esapi_bridge.dto import (
     ApprovalStatus,
@@ -212,7 +212,7 @@ def test_full_disk_fails_before_any_change(tmp_path: Path, monkeypatch) -> None:
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("agent.journal.os.fsync", no_space)
+    monkeypatch.setattr("agent.session.journal.os.fsync", no_space)
     fake = _fake()
     with pytest.raises(JournalError, match="disk is full"):
         _loop(tmp_path, fake).run()

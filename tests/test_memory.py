@@ -9,11 +9,11 @@ from fakes import FakeTpsSession
 from template_fixtures import frozen_prostate_template
 
 from agent.evaluation import evaluate_session
-from agent.journal import read_journal
-from agent.loop import PlanningLoop
-from agent.memory import Memory, diff_objectives, make_step
 from agent.policies import RulePolicy
-from agent.records import SessionConfig
+from agent.session.journal import read_journal
+from agent.session.loop import PlanningLoop
+from agent.session.memory import Memory, diff_objectives, make_step
+from agent.session.records import SessionConfig
 from agent.templates import match_structures
 from esapi_bridge.dto import (
     ObjectiveOperator,
@@ -73,7 +73,7 @@ def test_step_links_changes_to_goal_deltas() -> None:
 
 def test_memory_keeps_the_last_l_steps() -> None:
     memory = Memory(length=2)
-    from agent.memory import MemoryStep
+    from agent.session.memory import MemoryStep
 
     for i in range(1, 5):
         memory.append(MemoryStep(iteration=i))

@@ -10,22 +10,21 @@ from fakes import FakeTpsSession
 from template_fixtures import DATA_DIR, frozen_prostate_template
 
 from agent.evaluation import GoalStatus, evaluate_session
-from agent.guardrails import Guardrails
-from agent.journal import read_journal
-from agent.loop import PlanningLoop
-from agent.memory import Memory
 from agent.policies import RulePolicy, make_policy
 from agent.policies.base import PolicyContext, PolicyError
-from agent.policies.rule_demands import (
+from agent.policies.rule.demands import (
     PRIORITY,
     PUSH,
     collect_demands,
     needs_goal_objective,
     responsible_objectives,
-    reversals,
-    sign_flips,
 )
-from agent.records import (
+from agent.policies.rule.history import reversals, sign_flips
+from agent.session.guardrails import Guardrails
+from agent.session.journal import read_journal
+from agent.session.loop import PlanningLoop
+from agent.session.memory import Memory
+from agent.session.records import (
     GuardVerdict,
     IterationRecord,
     Proposal,
@@ -171,8 +170,8 @@ def test_steps_halve_when_a_margin_changes_sign() -> None:
     assert sign_flips([ev_fail, met, ev_fail], demand) == 2
     policy = RulePolicy()
     # the step halves right after the margin changed sign, not for older flips
-    assert policy._scale(demand, [ev_fail, met, ev_fail]) == 0.5
-    assert policy._scale(demand, [ev_fail, met, met]) == 1.0
+    assert policy.steps.scale(demand, [ev_fail, met, ev_fail]) == 0.5
+    assert policy.steps.scale(demand, [ev_fail, met, met]) == 1.0
 
 
 def test_objective_reversals_count_tighten_relax_switches(tmp_path: Path) -> None:

@@ -104,12 +104,6 @@ class Evaluation(_Result):
             g for g in self.goals if g.status is not GoalStatus.MET and g.priority <= max_priority
         ]
 
-    def to_text_table(self) -> str:
-        """A compact fixed-width table of goals and criteria, for prompts and the console."""
-        from agent.evaluation.text import evaluation_table
-
-        return evaluation_table(self)
-
 
 def metric_value(
     metric: Metric,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from agent.evaluation.evaluator import Evaluation
+from agent.evaluation.evaluator import Evaluation
 
 _DECIMALS = {"Gy": 2, "%": 1, "cm3": 2, "": 3}
 _STATUS = {"met": "met", "within_variation": "within var", "failed": "FAILED"}

@@ -2,7 +2,7 @@
 
 A policy sees a :class:`PolicyContext` (the current objectives and evaluation, the
 memory of recent cause and effect, the clinician's feedback and, when re-asked, why
-its previous proposal was rejected) and returns a :class:`agent.records.Proposal`:
+its previous proposal was rejected) and returns a :class:`agent.session.records.Proposal`:
 the complete new objective list, a rationale and a ``done`` flag. Policies never
 touch the TPS; the loop applies what the guardrails let through.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agent.evaluation import Evaluation
-from agent.memory import Memory
-from agent.records import GuardVerdict, IterationRecord, Proposal
+from agent.session.memory import Memory
+from agent.session.records import GuardVerdict, IterationRecord, Proposal
 from agent.templates import SiteTemplate
 from esapi_bridge.dto import DvhCurve, Objective, OptimizationResult, StructureInfo
 

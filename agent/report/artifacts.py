@@ -25,7 +25,6 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from esapi_bridge.atomic_io import write_text_atomic
 from esapi_bridge.dto import DoseSlice, DvhCurve, SlicePlane
 from esapi_bridge.errors import (
     CapabilityUnavailable,
@@ -34,6 +33,7 @@ from esapi_bridge.errors import (
     UnknownStructure,
 )
 from esapi_bridge.port import TpsSession
+from rtplan_common.atomic_io import write_text_atomic
 
 SNAPSHOT_SCHEMA_VERSION = 1
 #: Most points kept per DVH curve.

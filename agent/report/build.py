@@ -21,7 +21,6 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from agent.records import SessionLog, utc_now_iso
 from agent.report.changes import change_log, objective_rows
 from agent.report.data import (
     STATUS_LABELS,
@@ -35,7 +34,8 @@ from agent.report.data import (
 )
 from agent.report.dose_planes import plot_slices
 from agent.report.plots import plot_dvh, plot_progress, structure_colours
-from esapi_bridge.atomic_io import write_text_atomic
+from agent.session.records import SessionLog, utc_now_iso
+from rtplan_common.atomic_io import write_text_atomic
 
 REPORT_DIRNAME = "report"
 REPORT_SCHEMA_VERSION = 1

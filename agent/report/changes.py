@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agent.records import SessionLog
 from agent.report.data import score_text
+from agent.session.records import SessionLog
 from esapi_bridge.dto import EudObjective, NormalTissueObjective, Objective, PointObjective
 
 

@@ -17,15 +17,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.evaluation import Evaluation, GoalResult
-from agent.journal import JournalCorrupt, read_journal
-from agent.records import (
+from agent.report.artifacts import PlanSnapshot, SnapshotError, load_plan_snapshot
+from agent.session.journal import JournalCorrupt, read_journal
+from agent.session.records import (
     JOURNAL_FILENAME,
     SUMMARY_FILENAME,
     IterationRecord,
     SessionLog,
     SessionSummary,
 )
-from agent.report.artifacts import PlanSnapshot, SnapshotError, load_plan_snapshot
 
 
 class ReportError(RuntimeError):

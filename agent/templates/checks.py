@@ -6,16 +6,38 @@ all problems are collected and raised together as :class:`TemplateProblems`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from agent.templates.errors import TemplateProblems
 from agent.templates.metric import MetricKind, Quantity
 from agent.templates.names import simple_key
+from agent.templates.objectives import ObjectiveSpec
+from agent.templates.specs import (
+    DICOM_TYPES,
+    GoalSpec,
+    PrescriptionSpec,
+    ScoreSpec,
+    StructureSpec,
+)
 from esapi_bridge.dto import objective_key
 
-if TYPE_CHECKING:
-    from agent.templates.objectives import ObjectiveSpec
-    from agent.templates.schema import SiteTemplate
+
+class TemplateParts(Protocol):
+    """What the checks read of a site template (the schema's ``SiteTemplate`` has it)."""
+
+    @property
+    def prescription(self) -> PrescriptionSpec: ...
+    @property
+    def structures(self) -> Sequence[StructureSpec]: ...
+    @property
+    def objectives(self) -> Sequence[ObjectiveSpec]: ...
+    @property
+    def goals(self) -> Sequence[GoalSpec]: ...
+    @property
+    def score(self) -> ScoreSpec | None: ...
+    def structure(self, structure_id: str) -> StructureSpec: ...
+
 
 Problems = list[tuple[str, str]]
 
@@ -56,7 +78,7 @@ _RANGE_FIELDS = {
 }
 
 
-def check_template(t: SiteTemplate) -> None:
+def check_template(t: TemplateParts) -> None:
     """Raise :class:`TemplateProblems` listing every inconsistency of ``t``."""
     p: Problems = []
     _check_structures(t, p)
@@ -73,9 +95,7 @@ def _unknown(sid: str, known: set[str]) -> str:
     return f"unknown structure {sid!r}; template structures: {', '.join(sorted(known))}"
 
 
-def _check_structures(t: SiteTemplate, p: Problems) -> None:
-    from agent.templates.schema import DICOM_TYPES
-
+def _check_structures(t: TemplateParts, p: Problems) -> None:
     seen: dict[str, str] = {}  # simple key -> owner id
     ids: set[str] = set()
     for i, s in enumerate(t.structures):
@@ -120,7 +140,7 @@ def _check_structures(t: SiteTemplate, p: Problems) -> None:
     _check_derive_cycles(t, p)
 
 
-def _check_derive_cycles(t: SiteTemplate, p: Problems) -> None:
+def _check_derive_cycles(t: TemplateParts, p: Problems) -> None:
     graph = {s.id: (s.derive.references if s.derive else []) for s in t.structures}
     state: dict[str, int] = {}
 
@@ -141,7 +161,7 @@ def _check_derive_cycles(t: SiteTemplate, p: Problems) -> None:
         visit(sid, [])
 
 
-def _check_prescription(t: SiteTemplate, known: set[str], p: Problems) -> None:
+def _check_prescription(t: TemplateParts, known: set[str], p: Problems) -> None:
     rx = t.prescription
     if rx.target not in known:
         p.append(("prescription.target", _unknown(rx.target, known)))
@@ -176,7 +196,7 @@ def _mismatch(q: Quantity, unit: str) -> str:
     return f"unit mismatch: {q} given where the metric is in {shown} (use {allowed[unit]})"
 
 
-def _check_objectives(t: SiteTemplate, known: set[str], p: Problems) -> None:
+def _check_objectives(t: TemplateParts, known: set[str], p: Problems) -> None:
     keys: dict[str, int] = {}
     rx = t.prescription.dose_gy
     for i, o in enumerate(t.objectives):
@@ -238,7 +258,7 @@ def _check_range(o: ObjectiveSpec, f: str, rx: float, p: Problems) -> None:
             )
 
 
-def _check_goals(t: SiteTemplate, known: set[str], p: Problems) -> None:
+def _check_goals(t: TemplateParts, known: set[str], p: Problems) -> None:
     ids: set[str] = set()
     for i, g in enumerate(t.goals):
         f = f"goals[{i}]"
@@ -258,7 +278,7 @@ def _check_goals(t: SiteTemplate, known: set[str], p: Problems) -> None:
             p.append((f"{f}.metric", f"{g.metric.text!r} needs a target, not {g.structure!r}"))
 
 
-def _check_score(t: SiteTemplate, known: set[str], p: Problems) -> None:
+def _check_score(t: TemplateParts, known: set[str], p: Problems) -> None:
     if t.score is None:
         return
     ids: set[str] = set()

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli_templates import templates_app
+from agent.cli.templates import templates_app
 from agent.evaluation import Evaluation, GoalStatus
-from agent.records import IterationRecord, SessionConfig, SessionSummary, StopReason
+from agent.session.records import IterationRecord, SessionConfig, SessionSummary, StopReason
 from esapi_bridge.port import TpsSession
 
 app = typer.Typer(
@@ -61,9 +61,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from agent.journal import JournalError
     from agent.policies import PolicyError
-    from agent.resume import ResumeError
+    from agent.session.journal import JournalError
+    from agent.session.resume import ResumeError
     from agent.templates import StructureMatchError, TemplateError
     from esapi_bridge.errors import TpsError
 
@@ -80,7 +80,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def mock_session_factory(cache_dir: Path | None = None) -> Callable[[SessionConfig], TpsSession]:
     """A function opening the simulated TPS plan a :class:`SessionConfig` names."""
-    from esapi_bridge.adapters.mock import open_mock_session
+    from mock_tps.factory import open_mock_session
 
     def open_session(config: SessionConfig) -> TpsSession:
         if config.tps != "mock" or config.scenario is None:
@@ -95,7 +95,7 @@ def mock_session_factory(cache_dir: Path | None = None) -> Callable[[SessionConf
 def resolve_case(scenario: str, tg119: str | None, template: str | None) -> tuple[str, str]:
     """(mock scenario, template name) for the command-line choices; raises :class:`CliError`."""
     from agent.templates import list_templates
-    from esapi_bridge.adapters.mock import available_scenarios
+    from mock_tps.factory import available_scenarios
 
     if tg119 is not None:
         level = tg119.lower()
@@ -240,10 +240,10 @@ def run_plan(
     report: bool = True,
 ) -> SessionSummary:
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
-    from agent.approval import ConsoleApprover
-    from agent.journal import check_writable
-    from agent.loop import PlanningLoop
     from agent.policies import make_policy
+    from agent.session.approval import ConsoleApprover
+    from agent.session.journal import check_writable
+    from agent.session.loop import PlanningLoop
     from agent.templates import load_template
 
     scenario, template_name = resolve_case(scenario, tg119, template)
@@ -329,9 +329,9 @@ def resume(
     report: Annotated[bool, typer.Option()] = True,
 ) -> None:
     """Continue an interrupted session (appends to its journal)."""
-    from agent.approval import ConsoleApprover
-    from agent.journal import journal_path, read_journal
-    from agent.resume import resume_session
+    from agent.session.approval import ConsoleApprover
+    from agent.session.journal import journal_path, read_journal
+    from agent.session.resume import resume_session
 
     try:
         path = journal_path(journal)
@@ -360,7 +360,7 @@ def replay(
     cache_dir: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Re-run a recorded session on the simulated TPS and check that the metrics match."""
-    from agent.resume import replay_session
+    from agent.session.resume import replay_session
 
     try:
         result = replay_session(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.policies.base import PolicyContext, PolicyError
-from agent.records import IterationRecord, Proposal
+from agent.session.records import IterationRecord, Proposal
 
 
 class ReplayPolicy:

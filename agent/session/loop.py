@@ -1,12 +1,12 @@
 """The planning loop: observe -> evaluate -> remember -> propose -> guard -> apply ->
 optimize -> dose -> normalize -> journal, until a stop rule fires.
 
-Stop rules (:meth:`agent.session_state.SessionState.stop_reason`): every priority-1 goal
+Stop rules (:meth:`agent.session.state.SessionState.stop_reason`): every priority-1 goal
 met and the score at its maximum or no longer improving (``patience``); no improvement
 for ``stall_limit`` iterations; the policy is done; the iteration limit; the clinician's
 stop; guardrail rejections exhausted; Ctrl-C or an unrecoverable error, after which the
 plan's original objectives are restored. On a regular stop the best plan is kept: if
-the last iteration is worse (:func:`agent.stopping.better`), the best iteration's
+the last iteration is worse (:func:`agent.session.stopping.better`), the best iteration's
 objectives are applied again (a ``revert-to-best`` record).
 
 Iteration 0 applies the template's initial objectives. Every optimization restarts from
@@ -25,16 +25,21 @@ from pathlib import Path
 
 from loguru import logger
 
-from agent.approval import Approver
 from agent.evaluation import Evaluation, EvaluationError
-from agent.guardrails import GuardLimits, Guardrails
-from agent.identity import case_identity, template_hash
-from agent.journal import Journal, JournalError
-from agent.memory import Memory, make_step
-from agent.negotiation import SessionAborted, negotiate
-from agent.plan_step import build_summary, observe_dvhs, optimize_and_evaluate, write_summary
 from agent.policies.base import Policy, PolicyContext, PolicyError
-from agent.records import (
+from agent.session.approval import Approver
+from agent.session.guardrails import GuardLimits, Guardrails
+from agent.session.identity import case_identity, template_hash
+from agent.session.journal import Journal, JournalError
+from agent.session.memory import Memory, make_step
+from agent.session.negotiation import SessionAborted, negotiate
+from agent.session.plan_step import (
+    build_summary,
+    observe_dvhs,
+    optimize_and_evaluate,
+    write_summary,
+)
+from agent.session.records import (
     JOURNAL_FILENAME,
     REVERT_POLICY,
     ApplyIntent,
@@ -50,8 +55,8 @@ from agent.records import (
     StopReason,
     VerdictStatus,
 )
-from agent.session_state import SessionState
-from agent.stopping import better
+from agent.session.state import SessionState
+from agent.session.stopping import better
 from agent.templates import SiteTemplate, match_structures
 from esapi_bridge.dto import (
     DvhCurve,
@@ -92,7 +97,7 @@ class PlanningLoop:
         Session settings (recorded in the journal).
     out_dir
         The session directory (``journal.jsonl``, ``summary.json``); it must not hold a
-        journal already (use :func:`agent.resume.resume_session` to continue one).
+        journal already (use :func:`agent.session.resume.resume_session` to continue one).
     approver
         Reviews every proposal before it reaches the TPS (``--approve``); ``None`` = auto.
     on_iteration
@@ -177,7 +182,7 @@ class PlanningLoop:
         return self._drive(start, first_iteration=0)
 
     def continue_from(self, log: SessionLog, journal: Journal) -> SessionSummary:
-        """Continue a journaled session (used by :func:`agent.resume.resume_session`)."""
+        """Continue a journaled session (used by :func:`agent.session.resume.resume_session`)."""
         start = self.clock()
         self.journal = journal
         self.header = log.header

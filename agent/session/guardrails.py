@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.records import GuardVerdict, Proposal, VerdictStatus
+from agent.session.records import GuardVerdict, Proposal, VerdictStatus
 from agent.templates import SiteTemplate, TppRange
 from agent.templates.schema import TARGET_TYPES
 from esapi_bridge.dto import (

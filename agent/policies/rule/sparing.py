@@ -6,24 +6,21 @@ of a conformity / gradient goal (priority 1-3), by one step (then, if that did n
 by half a step), starting from
 the objectives of the best plan so far. Candidates are failing priority-3 goals (most
 urgent first), then met goals in order of increasing slack (the most constrained first); a step that did not make the plan better (see
-:func:`agent.stopping.better`) moves on to the next candidate. At most ``max_sparing``
+:func:`agent.session.stopping.better`) moves on to the next candidate. At most ``max_sparing``
 steps in a row.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from agent.policies.base import PolicyContext
-from agent.policies.rule_demands import PUSH, collect_demands, responsible_objectives
-from agent.records import IterationRecord, Proposal
-from agent.stopping import MARGIN_CAP, better
+from agent.policies.rule.demands import PUSH, collect_demands, responsible_objectives
+from agent.policies.rule.steps import RuleSteps
+from agent.session.records import IterationRecord, Proposal
+from agent.session.stopping import MARGIN_CAP, better
 from agent.templates import TppRange
 from esapi_bridge.dto import objective_key
-
-if TYPE_CHECKING:
-    from agent.policies.rule import RulePolicy
 
 #: Rationale prefix of sparing steps.
 ALARA_PREFIX = "ALARA: "
@@ -40,7 +37,7 @@ def _best(records: list[IterationRecord]) -> int:
 
 
 def sparing_proposal(
-    policy: RulePolicy, context: PolicyContext, ranges: dict[str, TppRange]
+    steps: RuleSteps, policy_name: str, context: PolicyContext, ranges: dict[str, TppRange]
 ) -> Proposal | None:
     """The next sparing step, or ``None`` when sparing is over (see the module docstring)."""
     records = [r for r in context.history if r.evaluation is not None]
@@ -51,7 +48,7 @@ def sparing_proposal(
         if not r.proposal.rationale.startswith(ALARA_PREFIX):
             break
         trailing += 1
-    if trailing >= policy.settings.max_sparing:
+    if trailing >= steps.settings.max_sparing:
         return None
     base_index = _best(records)
     base = records[base_index]
@@ -79,8 +76,8 @@ def sparing_proposal(
     for (demand, keys), scale in attempts[failures:]:
         updates: dict[str, dict[str, float]] = {}
         for key in keys:
-            rng = ranges.get(key) or policy._default_range(base_context, current[key])
-            change = policy._tighten(base_context, current[key], rng, scale, demand, PUSH)
+            rng = ranges.get(key) or steps.default_range(base_context, current[key])
+            change = steps.tighten(base_context, current[key], rng, scale, demand, PUSH)
             if change:
                 updates[key] = change
         if not updates:
@@ -93,7 +90,7 @@ def sparing_proposal(
             ],
             rationale=f"{ALARA_PREFIX}no open goal left to improve; spare "
             f"{demand.describe()}{origin}: " + notes,
-            policy=policy.name,
+            policy=policy_name,
         )
     return None
 

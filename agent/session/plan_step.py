@@ -2,7 +2,7 @@
 
 :func:`optimize_and_evaluate` runs optimize -> dose -> normalize -> evaluate with timings;
 :func:`observe_dvhs` reads the DVHs a policy observes; :func:`build_summary` and
-:func:`write_summary` close a session. :class:`agent.loop.PlanningLoop` strings them
+:func:`write_summary` close a session. :class:`agent.session.loop.PlanningLoop` strings them
 together with the journal and the policy.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from agent.evaluation import Evaluation, evaluate_session
-from agent.records import (
+from agent.session.records import (
     REVERT_POLICY,
     SUMMARY_FILENAME,
     IterationTimings,
@@ -20,9 +20,8 @@ from agent.records import (
     SessionSummary,
     StopReason,
 )
-from agent.session_state import SessionState
+from agent.session.state import SessionState
 from agent.templates import SiteTemplate
-from esapi_bridge.atomic_io import write_text_atomic
 from esapi_bridge.dto import (
     DvhCurve,
     NormalizationRule,
@@ -32,6 +31,7 @@ from esapi_bridge.dto import (
 )
 from esapi_bridge.errors import OptimizationFailed
 from esapi_bridge.port import TpsSession
+from rtplan_common.atomic_io import write_text_atomic
 
 
 def optimize_and_evaluate(

@@ -1,6 +1,6 @@
 """Append-only JSONL journal of a planning session.
 
-Each entry (:data:`agent.records.JournalEntry`) is one line, written, flushed and
+Each entry (:data:`agent.session.records.JournalEntry`) is one line, written, flushed and
 fsync'ed before :meth:`Journal.write` returns, so that whatever the TPS was asked
 to do is on disk before it is asked. A journal is never rewritten: a resumed
 session appends to it.
@@ -17,7 +17,7 @@ from typing import IO
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.records import (
+from agent.session.records import (
     JOURNAL_FILENAME,
     RECORDS_SCHEMA_VERSION,
     ApplyIntent,

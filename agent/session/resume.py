@@ -19,12 +19,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agent.approval import Approver
-from agent.identity import case_identity, template_hash
-from agent.journal import Journal, journal_path, read_journal
-from agent.loop import IterationCallback, PlanningLoop
 from agent.policies import ReplayPolicy, make_policy
-from agent.records import IterationRecord, SessionConfig, SessionLog, SessionSummary, StopReason
+from agent.session.approval import Approver
+from agent.session.identity import case_identity, template_hash
+from agent.session.journal import Journal, journal_path, read_journal
+from agent.session.loop import IterationCallback, PlanningLoop
+from agent.session.records import (
+    IterationRecord,
+    SessionConfig,
+    SessionLog,
+    SessionSummary,
+    StopReason,
+)
 from agent.templates import SiteTemplate, load_template
 from esapi_bridge.port import TpsSession
 
@@ -79,7 +85,7 @@ def resume_session(
 
     Raises
     ------
-    agent.journal.JournalCorrupt
+    agent.session.journal.JournalCorrupt
         Malformed or truncated journal (nothing is written).
     ResumeError
         Finished session, changed template, or a different case.

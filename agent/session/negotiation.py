@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.approval import Approver
-from agent.guardrails import Guardrails
 from agent.policies.base import Policy, PolicyContext
-from agent.records import (
+from agent.session.approval import Approver
+from agent.session.guardrails import Guardrails
+from agent.session.records import (
     ApprovalAction,
     GuardVerdict,
     IterationTimings,

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from agent.records import CaseIdentity
+from agent.session.records import CaseIdentity
 from agent.templates import SiteTemplate
 from esapi_bridge.dto import PlanInfo, StructureInfo
 

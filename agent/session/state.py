@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.evaluation import Evaluation
-from agent.records import IterationRecord, SessionConfig, StopReason
-from agent.stopping import better
+from agent.session.records import IterationRecord, SessionConfig, StopReason
+from agent.session.stopping import better
 from esapi_bridge.dto import Objective, OptimizationResult
 
 

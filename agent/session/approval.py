@@ -17,7 +17,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.table import Table
 
-from agent.records import ApprovalAction, GuardVerdict, Proposal
+from agent.session.records import ApprovalAction, GuardVerdict, Proposal
 from esapi_bridge.dto import NormalTissueObjective, Objective, objective_key
 
 EDITABLE_FIELDS = ("dose_gy", "volume_pct", "priority", "parameter_a")

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.evaluation import Evaluation
-from agent.records import IterationRecord
+from agent.session.records import IterationRecord
 from esapi_bridge.dto import NormalTissueObjective, Objective, objective_key
 
 ChangeField = Literal["dose_gy", "volume_pct", "priority", "parameter_a", "added", "removed"]

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from agent.policies.base import PolicyContext
-from agent.policies.rule_demands import Demand, goal_point, needs_goal_objective
+from agent.policies.rule.demands import Demand, goal_point, needs_goal_objective
 from agent.templates.metric import MetricKind
 from esapi_bridge.dto import (
     EudObjective,

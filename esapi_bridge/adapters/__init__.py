@@ -1,1 +1,0 @@
-"""Adapters of the ``TpsSession`` port: the simulated TPS (``mock``) and Eclipse (``esapi``)."""
