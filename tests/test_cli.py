@@ -9,6 +9,7 @@ import pytest
 from fakes import FakeTpsSession
 from typer.testing import CliRunner
 
+import agent.cli.backends as backends
 import agent.cli.main as cli
 from agent.session.journal import read_journal
 from agent.session.records import SessionConfig, StopReason
@@ -36,7 +37,7 @@ def fake_tps(monkeypatch) -> FakeTps:
 
         return open_session
 
-    monkeypatch.setattr(cli, "mock_session_factory", factory)
+    monkeypatch.setattr(backends, "mock_session_factory", factory)
     return tps
 
 

@@ -1,0 +1,7 @@
+"""The console every ``rtplan`` command prints to."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+console = Console()

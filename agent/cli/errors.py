@@ -1,0 +1,34 @@
+"""Errors the CLI knows how to print: bad input (exit 2) and the project's own error types."""
+
+from __future__ import annotations
+
+import typer
+
+from agent.cli.console import console
+
+
+class CliError(Exception):
+    """Bad input: printed as ``error: ...`` with exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    from agent.policies import PolicyError
+    from agent.session.journal import JournalError
+    from agent.session.resume import ResumeError
+    from agent.templates import StructureMatchError, TemplateError
+    from esapi_bridge.errors import TpsError
+
+    return (
+        CliError,
+        TemplateError,
+        StructureMatchError,
+        JournalError,
+        ResumeError,
+        PolicyError,
+        TpsError,
+    )
