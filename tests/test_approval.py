@@ -12,7 +12,7 @@ from rich.console import Console
 from template_fixtures import frozen_prostate_template
 
 from agent.policies.base import PolicyContext
-from agent.session.approval import ConsoleApprover, apply_edits
+from agent.session.approval import ConsoleApprover, apply_edits, proposal_table
 from agent.session.journal import read_journal
 from agent.session.loop import PlanningLoop
 from agent.session.records import (
@@ -138,3 +138,93 @@ def test_edited_objectives_are_applied(tmp_path: Path) -> None:
     assert applied.approval is ApprovalAction.EDIT
     moved = next(o for o in applied.applied_objectives if objective_key(o) == KEY)
     assert moved.dose_gy == 66.0 and moved.priority == 50.0
+
+
+def test_prompt_says_what_enter_does_and_enter_approves() -> None:
+    approver, _, prompts = _approver([""])
+    assert _review(approver).action is ApprovalAction.APPROVE
+    assert "Enter" in prompts[0] and "approve" in prompts[0]
+
+
+def test_invalid_value_names_the_field_and_the_allowed_range() -> None:
+    approver, out, _ = _approver(["e", f"{KEY} priority 5000", "", "s"])
+    _review(approver)
+    text = " ".join(out.getvalue().split())
+    assert "priority 5000 is not allowed" in text and "allowed: 0..1000" in text
+    assert "validation error" not in text  # not pydantic's dump
+    with pytest.raises(
+        ValueError, match=r"volume_pct must be a finite number \(allowed: 0\.\.100\)"
+    ):
+        apply_edits(OBJS, [f"{KEY} volume_pct nan"])
+    with pytest.raises(ValueError, match=r"dose_gy -5 is not allowed.*allowed: >= 0"):
+        apply_edits(OBJS, [f"{KEY} dose_gy -5"])
+    with pytest.raises(ValueError, match="editable: dose_gy, volume_pct, priority"):
+        apply_edits(OBJS, [f"{KEY} parameter_a 3"])
+
+
+def _raise_eof(prompt: str) -> str:
+    raise EOFError
+
+
+def test_end_of_input_is_the_clinicians_stop() -> None:
+    out = io.StringIO()
+    approver = ConsoleApprover(Console(file=out, width=160), _raise_eof)
+    assert _review(approver).action is ApprovalAction.STOP
+    assert "end of input" in out.getvalue() and "clinician's stop" in out.getvalue()
+    # also in the middle of an edit
+    approver, out = _approver_until_eof(["e", f"{KEY} dose_gy 60"])  # then the input ends
+    assert _review(approver).action is ApprovalAction.STOP
+    assert "end of input" in out.getvalue()
+
+
+def _approver_until_eof(answers: list[str]) -> tuple[ConsoleApprover, io.StringIO]:
+    out = io.StringIO()
+    it: Iterator[str] = iter(answers)
+
+    def ask(prompt: str) -> str:
+        try:
+            return next(it)
+        except StopIteration:
+            raise EOFError from None
+
+    return ConsoleApprover(Console(file=out, width=160), ask), out
+
+
+def test_end_of_input_in_a_session_keeps_the_approved_plan(tmp_path: Path) -> None:
+    approver, _ = _approver_until_eof(["a"])  # approve iteration 1, then the input ends
+    loop = _loop(tmp_path, ScriptedPolicy([_nudge, _nudge, _nudge]), approver)
+    summary = loop.run()
+    assert summary.stop_reason is StopReason.CLINICIAN_STOP
+    assert not summary.restored_original and summary.final_evaluation is not None
+    log = read_journal(tmp_path / "s")
+    assert log.summary is not None and log.iterations[-1].approval is ApprovalAction.APPROVE
+
+
+def test_a_rejected_edit_shows_the_guardrails_reason_and_range(tmp_path: Path) -> None:
+    # the template bounds the rectum objective's dose; 5 Gy is far below its range
+    approver, out = _approver_until_eof(["e", f"{KEY} dose_gy 5", "", "s"])
+    loop = _loop(tmp_path, ScriptedPolicy([_nudge, _nudge, _nudge]), approver)
+    loop.run()
+    text = " ".join(out.getvalue().split())
+    assert "edit rejected by the guardrails" in text
+    assert f"{KEY}: dose_gy 5 outside the template range" in text
+    assert "nothing was applied" in text
+    assert text.count("Proposal for iteration 1") == 2  # shown again after the rejection
+
+
+def test_proposal_table_fits_80_columns_with_keys_whole() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    p = _proposal()
+    console.print(proposal_table(1, OBJS, p.objectives, width=80))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for o in OBJS:
+        assert any(objective_key(o) in line for line in lines), objective_key(o)
+
+
+def test_markup_in_a_rationale_is_printed_as_typed() -> None:
+    approver, out, _ = _approver(["a"])
+    p = Proposal(objectives=OBJS, rationale="raise [bold]PTV[/] [/]", policy="rule")
+    approver.review(1, p, OBJS, OBJS, GuardVerdict(status=VerdictStatus.ACCEPTED))
+    assert "raise [bold]PTV[/] [/]" in out.getvalue()
