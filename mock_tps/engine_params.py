@@ -1,66 +1,145 @@
-"""Physics parameters of the 6 MV pencil-beam engine (see :mod:`mock_tps.dose_engine`)."""
+"""Physics parameters of the 6 MV pencil-beam engine (see :mod:`mock_tps.kernel`).
+
+The defaults of the fitted fields come from ``bench/fit_beam.py`` (least squares on the measured
+TrueBeam 6X depth doses and profiles of the 4 x 4, 10 x 10 and 30 x 30 cm fields and their
+output factors; result in ``bench/results/beam_fit.json``). :data:`FITTED_FIELDS` names them.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
-
-import numpy as np
-from numpy.typing import NDArray
 
 from esapi_bridge.errors import InvalidInput
-
-F32 = NDArray[np.float32]
 
 _RANGES: dict[str, tuple[float, float]] = {
     "surface_dose_fraction": (0.0, 1.0),
     "buildup_coefficient_per_mm": (0.01, 5.0),
     "attenuation_coefficient_per_mm": (0.0, 0.05),
-    "scatter_buildup_fraction": (0.0, 2.0),
-    "scatter_buildup_length_mm": (1.0, 1000.0),
+    "softening_at_10cm": (-1.0, 2.0),
     "sigma_at_surface_mm": (0.3, 20.0),
     "sigma_growth_mm_per_mm": (0.0, 0.2),
+    "source_sigma_mm": (0.0, 5.0),
+    "scatter_near_per_10cm": (0.0, 5.0),
+    "scatter_near_sigma_mm": (1.0, 300.0),
+    "scatter_near_growth_mm_per_mm": (0.0, 2.0),
+    "scatter_far_per_10cm": (0.0, 5.0),
+    "scatter_far_length_mm": (1.0, 500.0),
+    "scatter_far_length_growth_mm_per_mm": (0.0, 3.0),
+    "scatter_buildup_coefficient_per_mm": (0.001, 10.0),
+    "extra_focal_fraction": (0.0, 1.0),
+    "extra_focal_sigma_mm": (1.0, 300.0),
+    "extra_focal_aspect": (0.2, 5.0),
+    "extra_focal_broad_fraction": (0.0, 1.0),
+    "extra_focal_broad_sigma_mm": (1.0, 500.0),
+    "horn_at_10cm": (-0.5, 1.0),
+    "contamination_fraction": (0.0, 2.0),
+    "contamination_depth_mm": (0.5, 100.0),
+    "contamination_sigma_mm": (1.0, 300.0),
+    "collimator_transmission": (0.0, 0.1),
     "output_gy_per_unit_weight": (1e-6, 1e6),
     "dose_cutoff_fraction": (0.0, 0.1),
     "ray_step_fraction": (0.1, 2.0),
+    "broad_grid_mm": (2.0, 40.0),
+    "arc_group_deg": (0.0, 30.0),
+    "density_length_mm": (0.0, 50.0),
+    "max_lateral_scale": (1.0, 10.0),
 }
+
+#: Fields fitted to the measured beam data by ``bench/fit_beam.py`` (the model's fitted parameters).
+FITTED_FIELDS: tuple[str, ...] = (
+    "surface_dose_fraction",
+    "buildup_coefficient_per_mm",
+    "attenuation_coefficient_per_mm",
+    "softening_at_10cm",
+    "sigma_at_surface_mm",
+    "sigma_growth_mm_per_mm",
+    "scatter_near_per_10cm",
+    "scatter_near_growth_mm_per_mm",
+    "scatter_far_per_10cm",
+    "scatter_far_length_mm",
+    "scatter_far_length_growth_mm_per_mm",
+    "scatter_buildup_coefficient_per_mm",
+    "extra_focal_fraction",
+    "extra_focal_sigma_mm",
+    "extra_focal_broad_fraction",
+    "extra_focal_broad_sigma_mm",
+    "horn_at_10cm",
+    "contamination_fraction",
+    "contamination_depth_mm",
+    "contamination_sigma_mm",
+)
 
 
 @dataclass(frozen=True)
 class EngineParams:
-    """Physics knobs of the pencil-beam engine (6 MV). ``repr`` feeds the dose-matrix cache key.
+    """Physics and engineering knobs of the pencil-beam engine (6 MV). ``repr`` feeds the cache key.
 
-    Depth dose (water-equivalent depth ``d`` in mm)::
+    Per unit fluence of one beamlet, at water-equivalent depth ``d`` (mm), the dose is a sum of
+    lateral Gaussians (convolved with the square beamlet) times depth amplitudes
+    (:mod:`mock_tps.kernel` has the formulas):
 
-        T(d) = [1 - (1 - surface_dose_fraction) exp(-buildup_coefficient_per_mm d)]
-               * exp(-attenuation_coefficient_per_mm d)
-               * [1 + scatter_buildup_fraction (1 - exp(-d / scatter_buildup_length_mm))]
+    - primary: ``[1 - (1 - surface_dose_fraction) exp(-buildup d)] exp(-mu d (1 + softening r^2))``
+      with sigma ``hypot(source_sigma_mm, (sigma_at_surface_mm + sigma_growth d) * s)``, where
+      ``s = 1 / rho_eff`` (the density over the last ``density_length_mm`` of the ray, at most
+      ``max_lateral_scale``): the lateral spread widens in lung;
+    - phantom scatter, near and far: ``per_10cm * d / 100 mm * (1 - exp(-scatter_buildup d))``
+      times the primary attenuation, sigma ``scatter_*_sigma_mm + growth d``;
+    - head scatter: an extra-focal fluence ``extra_focal_fraction`` around each beamlet (Gaussian,
+      ``extra_focal_sigma_mm`` in the isocenter plane across the leaves, ``extra_focal_aspect``
+      times that along them), carried by the same three components;
+    - electron contamination: ``contamination_fraction exp(-d / contamination_depth_mm)``, sigma
+      ``contamination_sigma_mm``.
 
-    normalized to its maximum. The defaults are a least-squares fit to the BJR Supplement 25
-    6 MV, 10 x 10 cm2, SSD 100 cm central-axis depth dose (after removing the inverse square):
-    within 0.3 % from 5 to 30 cm depth, dmax 15 mm.
+    ``r`` is the off-axis distance in the isocenter plane in units of 10 cm; each beamlet's fluence
+    carries the horn ``1 + horn_at_10cm r^2``. ``collimator_transmission``: the fraction of the
+    beam's mean fluence that reaches closed beamlets of the beam through the MLC (1.6 %: Kim et al,
+    Med Phys 28:2497 (2001), Varian 120-leaf MLC at 6 MV, leakage dose at 5 cm depth for a
+    10 x 10 cm field, measured within 0.1 % of it). ``extra_focal_aspect`` (1.6) is the ratio of
+    the magnifications of the extra-focal source through the upper and the lower jaws (not
+    fitted: squares cannot tell it; the rectangular output factors test it).
 
-    Lateral Gaussian sigma at depth: ``sigma_at_surface_mm + sigma_growth_mm_per_mm * d``
-    (80-20 % penumbra = 1.68 sigma: 3.0 mm at dmax, 5.1 mm at 10 cm).
+    Absolute scale: unit weight on every beamlet of a 10 x 10 cm field at SSD 100 cm gives
+    ``output_gy_per_unit_weight * (SAD / (SAD + dmax))^2`` at the central-axis maximum.
 
-    ``output_gy_per_unit_weight``: dose at the maximum of ``T`` on the central axis of a broad
-    field at the isocenter distance, per unit beamlet weight (at SSD 100 cm, dmax 15 mm, the dose
-    is ``(1000 / 1015)^2`` = 0.97 of it). ``dose_cutoff_fraction``: entries below this fraction of
-    their beamlet's maximum are dropped. ``ray_step_fraction``: step of the radiological-depth
-    ray lattice (along and across rays) as a fraction of the smallest voxel spacing.
+    Engineering: entries of the primary below ``dose_cutoff_fraction`` of their beamlet's maximum
+    are dropped (their dose given back to the kept entries of the voxel); the broad components are
+    computed on a grid of about ``broad_grid_mm`` and interpolated; control points of an arc within
+    ``arc_group_deg`` share their broad columns (0: never); ``ray_step_fraction`` sets the
+    radiological-depth ray lattice (fraction of the smallest voxel spacing).
     """
 
-    surface_dose_fraction: float = 0.2
-    buildup_coefficient_per_mm: float = 0.2606
-    attenuation_coefficient_per_mm: float = 0.004356
-    scatter_buildup_fraction: float = 0.3011
-    scatter_buildup_length_mm: float = 123.05
-    sigma_at_surface_mm: float = 1.6
-    sigma_growth_mm_per_mm: float = 0.014
+    surface_dose_fraction: float = 0.2645
+    buildup_coefficient_per_mm: float = 0.2378
+    attenuation_coefficient_per_mm: float = 0.004793
+    softening_at_10cm: float = 0.03136
+    sigma_at_surface_mm: float = 2.634
+    sigma_growth_mm_per_mm: float = 0.001456
+    source_sigma_mm: float = 1.0
+    scatter_near_per_10cm: float = 0.04727
+    scatter_near_sigma_mm: float = 20.0
+    scatter_near_growth_mm_per_mm: float = 0.2043
+    scatter_far_per_10cm: float = 0.2807
+    scatter_far_length_mm: float = 80.0
+    scatter_far_length_growth_mm_per_mm: float = 0.3
+    scatter_buildup_coefficient_per_mm: float = 0.1127
+    extra_focal_fraction: float = 0.1539
+    extra_focal_sigma_mm: float = 15.15
+    extra_focal_aspect: float = 1.6
+    extra_focal_broad_fraction: float = 0.1661
+    extra_focal_broad_sigma_mm: float = 100.0
+    horn_at_10cm: float = 0.06679
+    contamination_fraction: float = 0.3791
+    contamination_depth_mm: float = 5.135
+    contamination_sigma_mm: float = 55.01
+    collimator_transmission: float = 0.016
     output_gy_per_unit_weight: float = 1.0
     dose_cutoff_fraction: float = 1e-3
     ray_step_fraction: float = 1.0
+    broad_grid_mm: float = 10.0
+    arc_group_deg: float = 10.0
+    density_length_mm: float = 10.0
+    max_lateral_scale: float = 4.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -72,30 +151,23 @@ class EngineParams:
                     f"EngineParams.{f.name} must be within {lo:g}..{hi:g}, got {value!r}"
                 )
 
-    def depth_dose(self, depth_mm: NDArray[np.floating] | float) -> F32:
-        """Relative depth dose ``T(d) / max(T)`` at water-equivalent depth ``depth_mm``."""
+    def sigma_mm(self, depth_mm: object) -> object:  # transitional: the old engine's API
+        """Water primary sigma at depth (mm)."""
+        import numpy as np
+
         d = np.asarray(depth_mm, dtype=np.float32)
-        return np.asarray(_depth_dose_raw(self, d) / np.float32(_t_max(self)), dtype=np.float32)
+        return np.asarray(self.sigma_at_surface_mm + self.sigma_growth_mm_per_mm * d, np.float32)
 
-    def sigma_mm(self, depth_mm: NDArray[np.floating] | float) -> F32:
-        """Lateral Gaussian sigma (mm, at depth) at water-equivalent depth ``depth_mm``."""
+    def depth_dose(self, depth_mm: object) -> object:  # transitional: the old engine's API
+        """Primary depth amplitude relative to its maximum."""
+        import numpy as np
+
+        from mock_tps.kernel import primary_amplitude
+
         d = np.asarray(depth_mm, dtype=np.float32)
-        sigma = np.float32(self.sigma_at_surface_mm) + np.float32(self.sigma_growth_mm_per_mm) * d
-        return np.asarray(sigma, dtype=np.float32)
+        top = float(primary_amplitude(self, np.linspace(0, 60, 601), np.zeros(601)).max())
+        return np.asarray(primary_amplitude(self, d, np.zeros_like(d)) / top, np.float32)
 
-
-def _depth_dose_raw(p: EngineParams, d: NDArray[np.floating]) -> NDArray[np.floating]:
-    dt = d.dtype.type
-    buildup = dt(1.0) - dt(1.0 - p.surface_dose_fraction) * np.exp(
-        dt(-p.buildup_coefficient_per_mm) * d
-    )
-    scatter = dt(1.0) + dt(p.scatter_buildup_fraction) * (
-        dt(1.0) - np.exp(d * dt(-1.0 / p.scatter_buildup_length_mm))
-    )
-    return np.asarray(buildup * np.exp(dt(-p.attenuation_coefficient_per_mm) * d) * scatter)
-
-
-@lru_cache(maxsize=32)
-def _t_max(p: EngineParams) -> float:
-    d = np.linspace(0.0, 400.0, 40001)
-    return float(_depth_dose_raw(p, d).max())
+    def fitted(self) -> dict[str, float]:
+        """The fitted parameters (:data:`FITTED_FIELDS`) and their values."""
+        return {name: float(getattr(self, name)) for name in FITTED_FIELDS}
