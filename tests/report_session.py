@@ -314,7 +314,7 @@ def make_session(
                 initial_evaluation=evaluations[0],
                 final_evaluation=evaluations[-1],
                 best_iteration=len(FALLOFF_MM) - 1,
-                stop_reason=StopReason.GOALS_MET,
+                stop_reason=StopReason.ALL_GOALS_MET,
                 iterations=len(FALLOFF_MM) - 1,
                 inner_optimizations=len(FALLOFF_MM),
                 wall_time_s=2.4,

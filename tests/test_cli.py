@@ -61,7 +61,8 @@ def test_plan_runs_and_prints_the_goals_table(tmp_path: Path, fake_tps) -> None:
     result = _plan(tmp_path)
     assert result.exit_code == 0, result.output
     assert "Clinical goals" in result.output and "ptv_d95" in result.output
-    assert "stop: goals_met" in result.output
+    # the fake meets every priority-1 goal but not the priority-3 femur goals
+    assert "stop: priority1_met_no_further_improvement" in result.output
     assert read_journal(tmp_path / "s").header.config.scenario == "prostate-basic"
 
 
@@ -100,7 +101,8 @@ def test_interrupted_session_exit_code_then_resume(tmp_path: Path, fake_tps) -> 
     result = runner.invoke(cli.app, ["resume", str(tmp_path / "s"), "--no-report"])
     assert result.exit_code == 0, result.output
     log = read_journal(tmp_path / "s")
-    assert log.summary is not None and log.summary.stop_reason is StopReason.GOALS_MET
+    assert log.summary is not None
+    assert log.summary.stop_reason is StopReason.PRIORITY1_MET_NO_FURTHER_IMPROVEMENT
 
 
 def test_resume_of_a_truncated_journal_is_a_clear_error(tmp_path: Path, fake_tps) -> None:

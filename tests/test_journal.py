@@ -105,9 +105,12 @@ def test_resume_after_ctrl_c_continues_and_appends(tmp_path: Path) -> None:
     summary = resume_session(path, factory)
     after = path.read_bytes()
     assert after.startswith(before)  # appended, never rewritten
-    assert summary.stop_reason is StopReason.GOALS_MET
+    assert summary.stop_reason is StopReason.PRIORITY1_MET_NO_FURTHER_IMPROVEMENT
     log = read_journal(path)
-    assert log.summary is not None and log.summary.stop_reason is StopReason.GOALS_MET
+    assert (
+        log.summary is not None
+        and log.summary.stop_reason is StopReason.PRIORITY1_MET_NO_FURTHER_IMPROVEMENT
+    )
     assert [e.kind for e in log.events].count("resumed") == 1
     assert "reoptimized" in [e.kind for e in log.events]
     assert [r.iteration for r in log.iterations] == list(range(len(log.iterations)))

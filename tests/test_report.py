@@ -283,7 +283,8 @@ def test_report_of_a_finished_session(finished_report: Path) -> None:
     assert iters[0]["objective_value"] == "10"
 
     report = json.loads((out / "report.json").read_text())
-    assert report["finished"] and report["stop_reason"] == "goals_met" and report["missing"] == []
+    assert report["finished"] and report["missing"] == []
+    assert report["stop_reason"] == "all_goals_met"
     assert report["final"]["all_priority1_met"] and not report["initial"]["all_priority1_met"]
     assert report["snapshots"]["final"]["slices"] == ["axial", "coronal", "sagittal"]
     assert len(report["objective_changes"]) == 3

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.cli.console import console
 from agent.evaluation import Evaluation, GoalStatus
 from agent.session.records import IterationRecord, SessionSummary, StopReason
+from agent.session.signals import InterruptOnSignals, describe_interrupt, interrupt_exit_code
 
 _STATUS_STYLE = {
     GoalStatus.MET: "green",
@@ -101,12 +103,37 @@ def run_with_progress(max_iterations: int, runner: Runner, bar: bool = True) -> 
         return runner(on_iteration)
 
 
-def finish(summary: SessionSummary, session_dir: Path, report: bool) -> None:
+def interrupt_exit(exc: BaseException | None, what: str) -> typer.Exit:
+    """Say what an interrupt stopped (``what``) and return the exit of its signal
+    (130 SIGINT, 143 SIGTERM, 129 SIGHUP)."""
+    console.print(f"[yellow]interrupted ({describe_interrupt(exc)}):[/] {escape(what)}")
+    return typer.Exit(interrupt_exit_code(exc))
+
+
+def finish(
+    summary: SessionSummary,
+    session_dir: Path,
+    report: bool,
+    signals: InterruptOnSignals | None = None,
+) -> None:
+    """Print the goals table, the stop line and the files; build the report; set the exit code.
+
+    The stop line is the reason and the summary's message (its words come from
+    :func:`agent.session.outcome.describe_stop`, as in the journal and the report).
+    ``signals`` (the handlers the session ran under) is re-armed before the report is
+    built, so that an interrupt stops the build, which leaves no partial report.
+
+    Raises
+    ------
+    typer.Exit
+        1 after an error; after an interrupt (of the session or of the report build)
+        the signal's code: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
+    """
     console.print(
         goals_table(summary.initial_evaluation, summary.final_evaluation, "Clinical goals")
     )
     console.print(
-        f"stop: [bold]{summary.stop_reason.value}[/] {summary.message}\n"
+        f"stop: [bold]{summary.stop_reason.value}[/]: {escape(summary.message)}\n"
         f"score {_score_text(summary.initial_evaluation)} -> {_score_text(summary.final_evaluation)}; "
         f"{summary.iterations} iterations, {summary.inner_optimizations} optimizations, "
         f"{summary.wall_time_s:.1f} s"
@@ -114,14 +141,25 @@ def finish(summary: SessionSummary, session_dir: Path, report: bool) -> None:
     if summary.restored_original:
         console.print("[yellow]the plan's original objectives were restored[/]")
     console.print(f"journal: {session_dir / 'journal.jsonl'}")
+    interrupt: BaseException | None = None if signals is None else signals.received
+    rebuild = f"build it with: rtplan report {session_dir}"
     if report:
+        if signals is not None:
+            signals.rearm()
         try:
             from agent.report import build_report
 
             console.print(f"report: {build_report(session_dir)}")
+        except KeyboardInterrupt as exc:
+            raise interrupt_exit(
+                exc, f"report not built (none left half-written); {rebuild}"
+            ) from None
         except Exception as exc:  # the session is complete; a report failure is not fatal
-            console.print(f"[yellow]report not built:[/] {type(exc).__name__}: {exc}")
-    if summary.stop_reason is StopReason.INTERRUPTED:
-        raise typer.Exit(130)
+            console.print(
+                f"[yellow]report not built:[/] {type(exc).__name__}: {escape(str(exc))}; "
+                f"{escape(rebuild)}"
+            )
+    if summary.stop_reason is StopReason.INTERRUPTED or interrupt is not None:
+        raise typer.Exit(interrupt_exit_code(interrupt))
     if summary.stop_reason is StopReason.ERROR:
         raise typer.Exit(1)

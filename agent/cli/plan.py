@@ -13,7 +13,7 @@ from agent.cli import backends
 from agent.cli.backends import resolve_case
 from agent.cli.console import console
 from agent.cli.errors import fail, known_errors
-from agent.cli.output import finish, run_with_progress
+from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.session.records import IterationRecord, SessionConfig, SessionSummary
 
 
@@ -39,8 +39,9 @@ def run_plan(
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
     from agent.policies import make_policy
     from agent.session.approval import ConsoleApprover
-    from agent.session.journal import check_writable
     from agent.session.loop import PlanningLoop
+    from agent.session.signals import InterruptOnSignals
+    from agent.session.start import probe_writable
     from agent.templates import load_template
 
     scenario, template_name = resolve_case(scenario, tg119, template)
@@ -48,7 +49,7 @@ def run_plan(
     pol = make_policy(policy)
     label = f"{scenario}/seed{seed}" if scenario != "tg119" else f"tg119/{template_name}"
     session_dir = out or _default_dir(label.replace("/", "-"))
-    check_writable(session_dir)  # before the (slow) case is opened or anything changes
+    probe_writable(session_dir)  # before the (slow) case is opened; leaves no directory
     config = SessionConfig(
         scenario=scenario,
         seed=seed,
@@ -58,20 +59,27 @@ def run_plan(
         approve=approve,
         spacing_mm=spacing_mm,
     )
-    with console.status(f"opening {label} on the simulated TPS"):
-        session = backends.mock_session_factory(cache_dir)(config)
-    approver = ConsoleApprover(console) if approve else None
-    console.print(f"[bold]{label}[/] template {template_name}, policy {pol.name} -> {session_dir}")
+    # SIGTERM and SIGHUP stop the session like Ctrl-C: restore, summary, exit 143 / 129 / 130
+    with InterruptOnSignals() as signals:
+        try:
+            with console.status(f"opening {label} on the simulated TPS"):
+                session = backends.mock_session_factory(cache_dir)(config)
+            approver = ConsoleApprover(console) if approve else None
+            console.print(
+                f"[bold]{label}[/] template {template_name}, policy {pol.name} -> {session_dir}"
+            )
 
-    def runner(cb: Callable[[IterationRecord], None]) -> SessionSummary:
-        loop = PlanningLoop(
-            session, tpl, pol, config, session_dir,
-            approver=approver, on_iteration=cb, case_label=label,
-        )  # fmt: skip
-        return loop.run()
+            def runner(cb: Callable[[IterationRecord], None]) -> SessionSummary:
+                loop = PlanningLoop(
+                    session, tpl, pol, config, session_dir,
+                    approver=approver, on_iteration=cb, case_label=label,
+                )  # fmt: skip
+                return loop.run()
 
-    summary = run_with_progress(max_iterations, runner, bar=not approve)
-    finish(summary, session_dir, report)
+            summary = run_with_progress(max_iterations, runner, bar=not approve)
+        except KeyboardInterrupt as exc:  # the loop handles those once its journal exists
+            raise interrupt_exit(exc, "the session had not started; nothing was changed") from None
+        finish(summary, session_dir, report, signals)
     return summary
 
 

@@ -11,7 +11,9 @@ from rich.table import Table
 from agent.cli import backends
 from agent.cli.console import console
 from agent.cli.errors import fail, known_errors
-from agent.cli.output import finish, run_with_progress
+from agent.cli.output import finish, interrupt_exit, run_with_progress
+from agent.session.records import StopReason
+from agent.session.signals import InterruptOnSignals
 
 
 def resume(
@@ -25,23 +27,26 @@ def resume(
     from agent.session.journal import journal_path, read_journal
     from agent.session.resume import resume_session
 
-    try:
-        path = journal_path(journal)
-        approver = ConsoleApprover(console) if approve else None
-        limit = read_journal(path).header.config.max_iterations
-        summary = run_with_progress(
-            limit,
-            lambda cb: resume_session(
-                path,
-                backends.mock_session_factory(cache_dir),
-                approver=approver,
-                on_iteration=cb,
-            ),
-            bar=not approve,
-        )
-    except known_errors() as exc:
-        raise fail(str(exc)) from None
-    finish(summary, path.parent, report)
+    with InterruptOnSignals() as signals:  # SIGTERM/SIGHUP like Ctrl-C
+        try:
+            path = journal_path(journal)
+            approver = ConsoleApprover(console) if approve else None
+            limit = read_journal(path).header.config.max_iterations
+            summary = run_with_progress(
+                limit,
+                lambda cb: resume_session(
+                    path,
+                    backends.mock_session_factory(cache_dir),
+                    approver=approver,
+                    on_iteration=cb,
+                ),
+                bar=not approve,
+            )
+        except known_errors() as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt as exc:  # before the resumed session started
+            raise interrupt_exit(exc, "the session was not resumed; nothing was changed") from None
+        finish(summary, path.parent, report, signals)
 
 
 def replay(
@@ -53,15 +58,22 @@ def replay(
     """Re-run a recorded session on the simulated TPS and check that the metrics match."""
     from agent.session.resume import replay_session
 
-    try:
-        result = replay_session(
-            journal,
-            backends.mock_session_factory(cache_dir),
-            out_dir=out,
-            tolerance=tolerance,
+    with InterruptOnSignals() as signals:  # SIGTERM/SIGHUP like Ctrl-C
+        try:
+            result = replay_session(
+                journal,
+                backends.mock_session_factory(cache_dir),
+                out_dir=out,
+                tolerance=tolerance,
+            )
+        except known_errors() as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt as exc:
+            raise interrupt_exit(exc, "the replay had not started") from None
+    if result.summary.stop_reason is StopReason.INTERRUPTED:
+        raise interrupt_exit(
+            signals.received, f"replay stopped; what ran is in {result.replay_dir}"
         )
-    except known_errors() as exc:
-        raise fail(str(exc)) from None
     table = Table(title=f"replay of {result.journal} (tolerance {result.tolerance:g})")
     for col in ("iteration", "recorded score", "replayed score", "max |diff|", "worst"):
         table.add_column(col)
@@ -89,6 +101,12 @@ def report(
     from agent.report import ReportError, build_report
 
     try:
-        console.print(f"report: {build_report(session_dir)}")
+        with InterruptOnSignals():
+            console.print(f"report: {build_report(session_dir)}")
     except ReportError as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        again = f"rtplan report {session_dir}"
+        raise interrupt_exit(
+            exc, f"report not built (none left half-written); run {again}"
+        ) from None

@@ -12,9 +12,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
+import errno
 import io
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from agent.report.changes import change_log, objective_rows
 from agent.report.data import (
     STATUS_LABELS,
     ReportData,
+    ReportError,
     fmt_value,
     goal_rows,
     iteration_rows,
@@ -34,7 +40,9 @@ from agent.report.data import (
 )
 from agent.report.dose_planes import plot_slices
 from agent.report.plots import plot_dvh, plot_progress, structure_colours
+from agent.session.outcome import stop_label
 from agent.session.records import SessionLog, utc_now_iso
+from agent.session.signals import blocked_signals
 from rtplan_common.atomic_io import write_text_atomic
 
 REPORT_DIRNAME = "report"
@@ -92,19 +100,65 @@ def build_report(session_dir: Path) -> Path:
     """Build the report of the session in ``session_dir``; return the path of ``report.html``.
 
     Missing snapshots or an unfinished session still give a report, which lists what
-    is missing.
+    is missing. The report is built in a temporary directory beside ``report/`` and
+    renamed into place, so that an interrupt (Ctrl-C, SIGTERM) or a full disk leaves the
+    previous complete report, or none, never a part of one.
 
     Raises
     ------
     agent.report.data.ReportError
         If there is no session there or its journal (or ``summary.json``, or a
         snapshot) does not parse; the message names the file and, for the journal,
-        the line.
+        the line. Also when the report cannot be written (the OS reason is named).
     """
     data = load_report_data(Path(session_dir))
-    out = data.session_dir / REPORT_DIRNAME
-    out.mkdir(parents=True, exist_ok=True)
+    final = data.session_dir / REPORT_DIRNAME
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", suffix=".tmp", dir=data.session_dir))
+    except OSError as exc:
+        raise ReportError(_write_error(final, exc)) from exc
+    try:
+        os.chmod(tmp, 0o755)
+        _write_report(data, tmp)
+        _move_into_place(tmp, final)
+    except OSError as exc:
+        raise ReportError(_write_error(final, exc)) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful move
+    return final / "report.html"
 
+
+def _write_error(path: Path, exc: OSError) -> str:
+    why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return f"cannot write the report in {str(path)!r}: {why}; nothing was changed there"
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` (signals held back between the two renames)."""
+    old = final.with_name(f".{final.name}-old-{os.getpid()}.tmp")
+    with blocked_signals():
+        had_old = final.exists()
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if had_old:
+                old.rename(final)
+            raise
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):  # make the renames durable where the OS allows it
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_report(data: ReportData, out: Path) -> None:
+    """Write every file of the report into the (new, empty) directory ``out``."""
     goals = goal_rows(data.initial_evaluation, data.final_evaluation)
     iters = iteration_rows(data.log.iterations)
     changes = change_log(data.log)
@@ -130,19 +184,13 @@ def build_report(session_dir: Path) -> Path:
     slices_png = plot_slices(snaps, colours, data.prescription_gy, out / "dose_slices.png")
     if slices_png is not None:
         figures["dose_slices"] = slices_png
-    for name in ("progress", "dvh", "dose_slices"):  # drop stale figures of an earlier build
-        if name not in figures:
-            (out / f"{name}.png").unlink(missing_ok=True)
 
     _write_csv(out / "goals.csv", GOAL_CSV_COLUMNS, goals)
     _write_csv(out / "iterations.csv", ITERATION_CSV_COLUMNS, iters)
     summary_json = _report_json(data, goals, iters, changes, figures)
     write_text_atomic(out / "report.json", json.dumps(summary_json, indent=2, default=str) + "\n")
-
     html = _render_html(data, goals, iters, changes, figures, summary_json)
-    html_path = out / "report.html"
-    write_text_atomic(html_path, html)
-    return html_path
+    write_text_atomic(out / "report.html", html)
 
 
 def _structure_order(data: ReportData) -> list[str]:
@@ -218,6 +266,7 @@ def _report_json(
         "session_id": header.session_id,
         "finished": summary is not None,
         "stop_reason": None if summary is None else summary.stop_reason.value,
+        "stop_label": "unfinished" if summary is None else stop_label(summary.stop_reason),
         "message": "" if summary is None else summary.message,
         "template": {"name": header.template_name, "hash": header.template_hash},
         "case": header.case.model_dump(mode="json"),

@@ -4,45 +4,39 @@ optimize -> dose -> normalize -> journal, until a stop rule fires.
 Stop rules (:meth:`agent.session.state.SessionState.stop_reason`): every priority-1 goal
 met and the score at its maximum or no longer improving (``patience``); no improvement
 for ``stall_limit`` iterations; the policy is done; the iteration limit; the clinician's
-stop; guardrail rejections exhausted; Ctrl-C or an unrecoverable error, after which the
-plan's original objectives are restored. On a regular stop the best plan is kept: if
-the last iteration is worse (:func:`agent.session.stopping.better`), the best iteration's
-objectives are applied again (a ``revert-to-best`` record).
+stop; guardrail rejections exhausted; an interrupt (Ctrl-C, or SIGTERM/SIGHUP turned into
+one by :class:`agent.session.signals.InterruptOnSignals`) or an unrecoverable error,
+after which the plan's original objectives are restored. On a regular stop the best plan
+is kept: if the last iteration is worse (:func:`agent.session.stopping.better`), the best
+iteration's objectives are applied again (a ``revert-to-best`` record). The stop reason
+is named for the plan left in the TPS (:mod:`agent.session.outcome`).
 
 Iteration 0 applies the template's initial objectives. Every optimization restarts from
 scratch by default (``SessionConfig.optimization_mode``), so that a plan is a function
 of its objectives: the revert, a resume and a replay reproduce it exactly; ``continue``
 warm-starts from the last fluence instead. Everything the TPS is about to be asked to
-change is journaled (fsync) first."""
+change is journaled (fsync) first (:class:`agent.session.journaled_tps.JournaledTps`).
+A session that cannot start creates nothing (:mod:`agent.session.start`).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-from loguru import logger
 
 from agent.evaluation import Evaluation, EvaluationError
 from agent.policies.base import Policy, PolicyContext, PolicyError
 from agent.session.approval import Approver
 from agent.session.guardrails import GuardLimits, Guardrails
-from agent.session.identity import case_identity, template_hash
 from agent.session.journal import Journal, JournalError
+from agent.session.journaled_tps import JournaledTps
 from agent.session.memory import Memory, make_step
-from agent.session.negotiation import SessionAborted, negotiate
-from agent.session.plan_step import (
-    build_summary,
-    observe_dvhs,
-    optimize_and_evaluate,
-    write_summary,
-)
+from agent.session.negotiation import SessionAborted, context_factory, negotiate
+from agent.session.outcome import KEEP_BEST
+from agent.session.plan_step import finish_session, observe_dvhs, optimize_and_evaluate
 from agent.session.records import (
     JOURNAL_FILENAME,
-    REVERT_POLICY,
-    ApplyIntent,
     GuardVerdict,
     IterationRecord,
     IterationTimings,
@@ -55,31 +49,21 @@ from agent.session.records import (
     StopReason,
     VerdictStatus,
 )
+from agent.session.signals import describe_interrupt
+from agent.session.start import check_plan, leave_no_empty_dirs, session_header, template_start
 from agent.session.state import SessionState
-from agent.session.stopping import better
-from agent.templates import SiteTemplate, match_structures
+from agent.templates import SiteTemplate
 from esapi_bridge.dto import (
-    DvhCurve,
     Objective,
     OptimizationMode,
     OptimizationResult,
     OptimizeRequest,
     StructureInfo,
 )
-from esapi_bridge.errors import PlanLocked, TpsError
+from esapi_bridge.errors import TpsError
 from esapi_bridge.port import TpsSession
 
 IterationCallback = Callable[[IterationRecord], None]
-#: Stop reasons after which the best plan of the session is kept (reverted to if needed).
-_KEEP_BEST = frozenset(
-    {
-        StopReason.GOALS_MET,
-        StopReason.NO_IMPROVEMENT,
-        StopReason.POLICY_DONE,
-        StopReason.ITERATION_LIMIT,
-        StopReason.GUARD_REJECTED,
-    }
-)
 
 
 class PlanningLoop:
@@ -144,41 +128,34 @@ class PlanningLoop:
         self.state = SessionState()
         self.journal: Journal | None = None
         self.header: SessionHeader | None = None
+        self.tps: JournaledTps | None = None
 
     # ----------------------------------------------------------------- entry points
     def run(self) -> SessionSummary:
         """Run a new session: checks, snapshot, iteration 0, then the policy's iterations.
 
-        Raises (before any change to the TPS): :class:`JournalError` (output directory not
-        writable, disk full, journal exists), :class:`PlanLocked`,
-        :class:`agent.templates.StructureMatchError` (template/plan mismatch).
+        Raises (before any change to the TPS, leaving no session directory behind):
+        :class:`JournalError` (output directory not writable, disk full, journal exists),
+        :class:`PlanLocked`, :class:`agent.templates.StructureMatchError` (template/plan
+        mismatch). Once the journal has its header, failures are journaled instead.
         """
         start = self.clock()
-        self.journal = Journal(self.out_dir / JOURNAL_FILENAME)
-        try:
-            info = self.session.plan_info()
-            if info.approval_status.is_locked:
-                raise PlanLocked(
-                    f"plan is {info.approval_status.value}; work on an unapproved copy"
-                )
-            structures = self.session.structures()
-            structure_map = match_structures(self.template, structures)
-            original = self.session.get_objectives()
-        except BaseException:
-            self.journal.close()
-            self.journal.path.unlink(missing_ok=True)  # nothing happened: leave no journal
-            raise
-        self.header = SessionHeader(
-            session_id=uuid.uuid4().hex[:12],
-            config=self.config,
-            template_name=self.template.name,
-            template_hash=template_hash(self.template),
-            case=case_identity(info, structures, self.case_label),
-            structure_map=structure_map,
-            original_objectives=original,
+        check = check_plan(self.session, self.template)
+        self._setup(check.info.total_dose_gy, check.structures, check.structure_map)
+        header = session_header(check, self.template, self.config, self.case_label)
+        with leave_no_empty_dirs(self.out_dir):
+            journal = Journal(self.out_dir / JOURNAL_FILENAME)
+            try:
+                journal.write(header)
+            except BaseException:
+                journal.close()
+                if journal.entries_written == 0:  # nothing happened: leave no journal
+                    journal.path.unlink(missing_ok=True)
+                raise
+        self.journal, self.header = journal, header
+        self.tps = JournaledTps(
+            self.session, journal, self.out_dir, save_snapshots=self.save_snapshots
         )
-        self.journal.write(self.header)
-        self._setup(info.total_dose_gy, structures, structure_map)
         return self._drive(start, first_iteration=0)
 
     def continue_from(self, log: SessionLog, journal: Journal) -> SessionSummary:
@@ -186,6 +163,9 @@ class PlanningLoop:
         start = self.clock()
         self.journal = journal
         self.header = log.header
+        self.tps = JournaledTps(
+            self.session, journal, self.out_dir, save_snapshots=self.save_snapshots
+        )
         info = self.session.plan_info()
         structures = self.session.structures()
         self._setup(info.total_dose_gy, structures, log.header.structure_map)
@@ -197,7 +177,7 @@ class PlanningLoop:
             return self._drive(start, first_iteration=0)
         last = log.iterations[-1]
         try:
-            self._apply(last.iteration, last.applied_objectives)
+            self.tps.apply(last.iteration, last.applied_objectives)
             t0 = self.clock()
             result, factor, evaluation, _ = self._timed_optimize(OptimizationMode.RESTART)
             journal.write(
@@ -227,7 +207,11 @@ class PlanningLoop:
     def _drive(self, start: float, first_iteration: int, skip_zero: bool = False) -> SessionSummary:
         try:
             if not skip_zero:
-                self._iteration_zero()
+                t_start = self.clock()
+                proposal, verdict, applied = template_start(
+                    self.template, self.guard, self.structure_map, self.rx_gy
+                )
+                self._plan_fixed(0, proposal, verdict, t_start, applied, "initial")
             iteration = max(first_iteration, 1)
             while True:
                 reason = self.state.stop_reason(iteration, self.config)
@@ -241,12 +225,13 @@ class PlanningLoop:
         except (KeyboardInterrupt, TpsError, PolicyError, EvaluationError) as exc:
             return self._finish(start, *self._abort_reason(exc))
         except JournalError:
-            self._restore(journaled=False)
+            assert self.tps is not None and self.header is not None
+            self.tps.restore(self.header.original_objectives, journaled=False)
             raise
         except Exception as exc:
             self._finish(start, StopReason.ERROR, f"unexpected {type(exc).__name__}: {exc}")
             raise
-        if reason in _KEEP_BEST:
+        if reason in KEEP_BEST:
             try:
                 self._revert_to_best()
             except (KeyboardInterrupt, TpsError, EvaluationError) as exc:
@@ -255,40 +240,17 @@ class PlanningLoop:
 
     def _revert_to_best(self) -> None:
         """Re-apply the best iteration's objectives if the session ended on a worse plan."""
-        st = self.state
-        if st.best is None or st.best == len(st.records) - 1 or st.evaluation is None:
-            return
-        best = st.records[st.best]
-        assert best.evaluation is not None
-        if not better(best.evaluation, st.evaluation, 0.0):
-            return
         t_start = self.clock()
-        proposal = Proposal(
-            objectives=list(best.applied_objectives),
-            rationale=f"the session ended on a worse plan: back to iteration {best.iteration}",
-            policy=REVERT_POLICY,
-            optimization_mode=OptimizationMode.RESTART,
-        )
+        proposal = self.state.revert_proposal()
+        if proposal is None:
+            return
         accepted = GuardVerdict(status=VerdictStatus.ACCEPTED)
-        self._plan_fixed(st.records[-1].iteration + 1, proposal, accepted, t_start)
+        self._plan_fixed(self.state.records[-1].iteration + 1, proposal, accepted, t_start)
 
     def _abort_reason(self, exc: BaseException) -> tuple[StopReason, str]:
         if isinstance(exc, KeyboardInterrupt):
-            return StopReason.INTERRUPTED, "interrupted (Ctrl-C)"
+            return StopReason.INTERRUPTED, describe_interrupt(exc)
         return StopReason.ERROR, f"{type(exc).__name__}: {exc}"
-
-    def _iteration_zero(self) -> None:
-        t_start = self.clock()
-        objectives = self.template.initial_objectives(self.structure_map, self.rx_gy)
-        proposal = Proposal(
-            objectives=objectives, rationale="template initial objectives", policy="template"
-        )
-        verdict, applied = self.guard.check(proposal, None)
-        if applied is None:
-            raise SessionAborted(
-                StopReason.ERROR, "template objectives rejected: " + "; ".join(verdict.reasons)
-            )
-        self._plan_fixed(0, proposal, verdict, t_start, applied, snapshot="initial")
 
     def _plan_fixed(
         self,
@@ -300,12 +262,13 @@ class PlanningLoop:
         snapshot: str | None = None,
     ) -> None:
         """Apply objectives that need no policy (template start, revert), plan from scratch."""
+        assert self.tps is not None
         objectives = list(proposal.objectives) if applied is None else applied
-        self._apply(iteration, objectives)
+        self.tps.apply(iteration, objectives)
         result, factor, evaluation, timings = self._timed_optimize(OptimizationMode.RESTART)
         timings.total_s = self.clock() - t_start
         if snapshot is not None:
-            self._snapshot(snapshot)
+            self.tps.snapshot(snapshot, list(self.structure_map.values()))
         self._record(
             IterationRecord(
                 iteration=iteration,
@@ -323,41 +286,33 @@ class PlanningLoop:
 
     def _iteration(self, iteration: int) -> None:
         st = self.state
-        assert st.evaluation is not None
-        current_eval = st.evaluation
+        assert st.evaluation is not None and self.tps is not None
+        tps, current_eval = self.tps, st.evaluation
         t_start = self.clock()
         timings = IterationTimings()
-        dvhs = self._observe_dvhs()
+        dvhs = observe_dvhs(self.session, st.objectives, current_eval)
 
-        def make_context(
-            rejection: GuardVerdict | None, attempt: int, feedback: tuple[str, ...]
-        ) -> PolicyContext:
-            return PolicyContext(
+        make_context = context_factory(
+            PolicyContext(
                 iteration=iteration,
                 max_iterations=self.config.max_iterations,
                 template=self.template,
                 structure_map=self.structure_map,
                 prescription_gy=self.rx_gy,
                 structures=self.structures,
-                objectives=list(st.objectives),
+                objectives=st.objectives,
                 evaluation=current_eval,
                 optimization=st.optimization,
-                memory=self.memory.copy(),
-                history=list(st.records),
-                feedback=feedback,
-                rejection=rejection,
-                attempt=attempt,
+                memory=self.memory,
+                history=st.records,
                 dvhs=dvhs,
             )
+        )
 
         def on_event(kind: str, message: str) -> None:
             if kind == "rejected":
                 st.rejected += 1
-            self._event(kind, iteration, message)
-
-        def done_reason() -> StopReason:
-            met = self.state.best_evaluation().all_priority1_met
-            return StopReason.GOALS_MET if met else StopReason.POLICY_DONE
+            tps.event(kind, iteration, message)
 
         deal = negotiate(
             self.policy,
@@ -370,10 +325,9 @@ class PlanningLoop:
             timings=timings,
             on_event=on_event,
             max_rejections=self.max_rejections,
-            done_reason=done_reason,
             clock=self.clock,
         )
-        self._apply(iteration, deal.applied)
+        tps.apply(iteration, deal.applied)
         previous_objectives = st.objectives
         mode = deal.proposal.optimization_mode or self.config.optimization_mode
         result, factor, evaluation, opt_timings = self._timed_optimize(mode)
@@ -401,21 +355,12 @@ class PlanningLoop:
             )
         )
 
-    def _observe_dvhs(self) -> dict[str, DvhCurve]:
-        assert self.state.evaluation is not None
-        return observe_dvhs(self.session, self.state.objectives, self.state.evaluation)
-
     def _record(self, record: IterationRecord) -> None:
         assert self.journal is not None
         self.state.add(record, self.config.min_improvement)
         self.journal.write(record)
         if self.on_iteration is not None:
             self.on_iteration(record)
-
-    def _apply(self, iteration: int, objectives: list[Objective]) -> None:
-        assert self.journal is not None
-        self.journal.write(ApplyIntent(iteration=iteration, objectives=objectives))
-        self.session.set_objectives(objectives)
 
     def _timed_optimize(
         self, mode: OptimizationMode
@@ -432,61 +377,8 @@ class PlanningLoop:
             self.clock,
         )
 
-    def _snapshot(self, label: str) -> None:
-        """Save DVHs and dose planes for the report; a failure is journaled, not fatal."""
-        if not self.save_snapshots:
-            return
-        try:
-            from agent.report.artifacts import save_plan_snapshot
-
-            ids = [sid for sid in self.structure_map.values()]
-            save_plan_snapshot(self.session, self.out_dir, label, ids)
-        except (TpsError, OSError, ImportError, ValueError) as exc:
-            self._event("snapshot_failed", None, f"{label}: {type(exc).__name__}: {exc}")
-
-    def _event(self, kind: str, iteration: int | None, message: str) -> None:
-        assert self.journal is not None
-        self.journal.write(SessionEvent(kind=kind, iteration=iteration, message=message))
-
-    def _restore(self, journaled: bool = True) -> bool:
-        """Put the plan's original objectives back; ``True`` on success."""
-        assert self.header is not None
-        original = self.header.original_objectives
-        try:
-            if journaled and self.journal is not None:
-                self.journal.write(ApplyIntent(iteration=0, objectives=original, purpose="restore"))
-            self.session.set_objectives(original)
-        except (TpsError, JournalError, KeyboardInterrupt) as exc:
-            logger.error(f"could not restore the original objectives: {exc}")
-            if journaled and self.journal is not None:
-                with contextlib.suppress(JournalError):
-                    self._event("restore_failed", None, str(exc))
-            return False
-        if journaled:
-            self._event("restored", None, f"{len(original)} original objectives restored")
-        return True
-
     def _finish(self, start: float, reason: StopReason, message: str) -> SessionSummary:
-        assert self.journal is not None and self.header is not None
-        st = self.state
-        restored = False
-        if reason in (StopReason.ERROR, StopReason.INTERRUPTED):
-            self._event(reason.value, len(st.records) or None, message)
-            restored = self._restore()
-        elif st.evaluation is not None:
-            try:
-                self._snapshot("final")
-            except KeyboardInterrupt:
-                self._event("snapshot_failed", None, "final: interrupted")
-        summary = build_summary(
-            self.header,
-            st,
-            reason,
-            message,
-            restored,
-            st.prior_wall_s + (self.clock() - start),
-        )
-        self.journal.write(summary)
-        self.journal.close()
-        write_summary(self.out_dir, summary)
-        return summary
+        assert self.header is not None and self.tps is not None
+        wall_s = self.state.prior_wall_s + (self.clock() - start)
+        ids = list(self.structure_map.values())
+        return finish_session(self.tps, self.header, self.state, reason, message, wall_s, ids)

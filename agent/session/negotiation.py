@@ -7,12 +7,13 @@ edit is guarded like a proposal. Nothing here touches the TPS.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.policies.base import Policy, PolicyContext
-from agent.session.approval import Approver
+from agent.session.approval import Approver, EditRejectionListener
 from agent.session.guardrails import Guardrails
 from agent.session.records import (
     ApprovalAction,
@@ -51,6 +52,26 @@ ContextFactory = Callable[[GuardVerdict | None, int, tuple[str, ...]], PolicyCon
 EventSink = Callable[[str, str], None]
 
 
+def context_factory(base: PolicyContext) -> ContextFactory:
+    """The contexts of one iteration's attempts: ``base`` with the rejection, the attempt
+    number and the feedback so far, and fresh copies of what a policy could mutate."""
+
+    def make(
+        rejection: GuardVerdict | None, attempt: int, feedback: tuple[str, ...]
+    ) -> PolicyContext:
+        return dataclasses.replace(
+            base,
+            objectives=list(base.objectives),
+            memory=base.memory.copy(),
+            history=list(base.history),
+            feedback=feedback,
+            rejection=rejection,
+            attempt=attempt,
+        )
+
+    return make
+
+
 def negotiate(
     policy: Policy,
     guard: Guardrails,
@@ -63,7 +84,6 @@ def negotiate(
     timings: IterationTimings,
     on_event: EventSink,
     max_rejections: int = 3,
-    done_reason: Callable[[], StopReason] = lambda: StopReason.POLICY_DONE,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Negotiated:
     """Ask the policy until a proposal passes the guardrails (and the clinician).
@@ -73,7 +93,8 @@ def negotiate(
     Raises
     ------
     SessionAborted
-        The policy is done (``done_reason()``), the clinician stops, or
+        The policy is done (``policy_done``; the summary names it by the goals, see
+        :func:`agent.session.outcome.settle_stop_reason`), the clinician stops, or
         ``max_rejections`` proposals in a row were rejected.
     """
     rejected: list[RejectedProposal] = []
@@ -89,7 +110,9 @@ def negotiate(
             proposal = proposal.model_copy(update={"policy": policy.name})
         if proposal.done:
             on_event("policy_done", proposal.rationale)
-            raise SessionAborted(done_reason(), f"policy done: {proposal.rationale}")
+            raise SessionAborted(
+                StopReason.POLICY_DONE, f"the {policy.name} policy is done: {proposal.rationale}"
+            )
         t0 = clock()
         verdict, applied = guard.check(proposal, current)
         timings.guard_s += clock() - t0
@@ -128,6 +151,8 @@ def negotiate(
             verdict, applied = guard.check(edited, current)
             if applied is None:
                 on_event("edit_rejected", "; ".join(verdict.reasons))
+                if isinstance(approver, EditRejectionListener):
+                    approver.edit_rejected(iteration, verdict)
                 rejected.append(RejectedProposal(proposal=edited, verdict=verdict))
                 rejection = None
                 continue

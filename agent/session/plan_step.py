@@ -1,9 +1,10 @@
-"""The TPS side of one loop iteration, and the session summary, as plain functions.
+"""The TPS side of one loop iteration, and the end of a session, as plain functions.
 
 :func:`optimize_and_evaluate` runs optimize -> dose -> normalize -> evaluate with timings;
-:func:`observe_dvhs` reads the DVHs a policy observes; :func:`build_summary` and
-:func:`write_summary` close a session. :class:`agent.session.loop.PlanningLoop` strings them
-together with the journal and the policy.
+:func:`observe_dvhs` reads the DVHs a policy observes; :func:`finish_session` closes a
+session (restore or final snapshot, then :func:`build_summary` journaled and written by
+:func:`write_summary`). :class:`agent.session.loop.PlanningLoop` strings them together
+with the journal and the policy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from agent.evaluation import Evaluation, evaluate_session
+from agent.session.journaled_tps import JournaledTps
+from agent.session.outcome import describe_stop, settle_stop_reason
 from agent.session.records import (
     REVERT_POLICY,
     SUMMARY_FILENAME,
@@ -20,6 +23,7 @@ from agent.session.records import (
     SessionSummary,
     StopReason,
 )
+from agent.session.signals import describe_interrupt
 from agent.session.state import SessionState
 from agent.templates import SiteTemplate
 from esapi_bridge.dto import (
@@ -90,8 +94,15 @@ def build_summary(
     restored: bool,
     wall_time_s: float,
 ) -> SessionSummary:
-    """The session's summary (initial and final evaluations, counts, stop reason)."""
+    """The session's summary (initial and final evaluations, counts, stop reason).
+
+    The stop reason is settled against the plan left in the TPS
+    (:func:`agent.session.outcome.settle_stop_reason`) and the summary's message is
+    :func:`agent.session.outcome.describe_stop` of it, with ``message`` as the detail.
+    """
     records = state.records
+    final = None if restored else state.evaluation
+    settled = settle_stop_reason(reason, final)
     return SessionSummary(
         session_id=header.session_id,
         config=header.config,
@@ -99,10 +110,10 @@ def build_summary(
         template_hash=header.template_hash,
         case=header.case,
         initial_evaluation=records[0].evaluation if records else None,
-        final_evaluation=None if restored else state.evaluation,
+        final_evaluation=final,
         best_iteration=None if state.best is None else records[state.best].iteration,
-        stop_reason=reason,
-        message=message,
+        stop_reason=settled,
+        message=describe_stop(settled, final, message, restored=restored),
         iterations=sum(
             1 for r in records if r.iteration > 0 and r.proposal.policy != REVERT_POLICY
         ),
@@ -118,3 +129,31 @@ def write_summary(out_dir: Path, summary: SessionSummary) -> Path:
     path = out_dir / SUMMARY_FILENAME
     write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
     return path
+
+
+def finish_session(
+    tps: JournaledTps,
+    header: SessionHeader,
+    state: SessionState,
+    reason: StopReason,
+    message: str,
+    wall_time_s: float,
+    structure_ids: Sequence[str],
+) -> SessionSummary:
+    """End a session: on an error or interrupt journal it and restore the original
+    objectives, else snapshot the final plan; then journal the summary, close the journal
+    and write ``summary.json``."""
+    restored = False
+    if reason in (StopReason.ERROR, StopReason.INTERRUPTED):
+        tps.event(reason.value, len(state.records) or None, describe_stop(reason, None, message))
+        restored = tps.restore(header.original_objectives)
+    elif state.evaluation is not None:
+        try:
+            tps.snapshot("final", structure_ids)
+        except KeyboardInterrupt as exc:
+            tps.event("snapshot_failed", None, f"final: {describe_interrupt(exc)}")
+    summary = build_summary(header, state, reason, message, restored, wall_time_s)
+    tps.journal.write(summary)
+    tps.journal.close()
+    write_summary(tps.out_dir, summary)
+    return summary

@@ -223,15 +223,21 @@ class SessionEvent(_Record):
 
 
 class StopReason(StrEnum):
-    """Why a session ended."""
+    """Why a session ended, named for what is true of the plan it left.
 
-    GOALS_MET = "goals_met"  # all priority-1 goals met and the score no longer improves
-    NO_IMPROVEMENT = "no_improvement"  # the score stopped improving with goals still failed
-    POLICY_DONE = "policy_done"  # the policy had nothing more to try
+    The words shown to people (CLI, ``summary.json`` message, journal, report) come from
+    :func:`agent.session.outcome.describe_stop`.
+    """
+
+    ALL_GOALS_MET = "all_goals_met"  # every goal of every priority is met
+    # every priority-1 goal met, lower-priority goals failing, and no further improvement
+    PRIORITY1_MET_NO_FURTHER_IMPROVEMENT = "priority1_met_no_further_improvement"
+    NO_IMPROVEMENT = "no_improvement"  # priority-1 goals still failing, no further improvement
+    POLICY_DONE = "policy_done"  # the policy had nothing more to try (priority-1 goals failing)
     ITERATION_LIMIT = "iteration_limit"
     CLINICIAN_STOP = "clinician_stop"
     GUARD_REJECTED = "guard_rejected"  # the policy kept proposing what the guardrails reject
-    INTERRUPTED = "interrupted"  # Ctrl-C; original objectives restored
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP; original objectives restored
     ERROR = "error"  # unrecoverable error; original objectives restored
 
 

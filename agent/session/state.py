@@ -1,13 +1,21 @@
-"""The loop's running state: records so far, the current plan, the best plan, the stop rules."""
+"""The loop's running state: records so far, the current plan, the best plan, the stop rules,
+and the plan to go back to when the session ended on a worse one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from agent.evaluation import Evaluation
-from agent.session.records import IterationRecord, SessionConfig, StopReason
+from agent.session.outcome import goal_reason
+from agent.session.records import (
+    REVERT_POLICY,
+    IterationRecord,
+    Proposal,
+    SessionConfig,
+    StopReason,
+)
 from agent.session.stopping import better
-from esapi_bridge.dto import Objective, OptimizationResult
+from esapi_bridge.dto import Objective, OptimizationMode, OptimizationResult
 
 
 @dataclass
@@ -75,8 +83,14 @@ class SessionState:
         return ev
 
     def stop_reason(self, iteration: int, config: SessionConfig) -> StopReason | None:
-        """The stop rule before ``iteration``: goals met and score at its maximum or stalled
-        for ``patience``; stalled for ``stall_limit``; past ``max_iterations``."""
+        """The stop rule before ``iteration``.
+
+        Every priority-1 goal met and the score at its maximum, or the best plan with its
+        priority-1 goals met stalled for ``patience``: named by the goals of the best plan
+        (:func:`agent.session.outcome.goal_reason`: every goal met, or priority-1 goals
+        met with no further improvement); stalled for ``stall_limit`` (the same naming:
+        ``no_improvement`` while priority-1 goals fail); past ``max_iterations``.
+        """
         ev = self.evaluation
         assert ev is not None
         if (
@@ -85,11 +99,26 @@ class SessionState:
             and ev.score is not None
             and ev.score >= ev.max_score - 1e-9
         ):
-            return StopReason.GOALS_MET
+            return goal_reason(self.best_evaluation())
         if self.stall >= config.patience and self.best_evaluation().all_priority1_met:
-            return StopReason.GOALS_MET
+            return goal_reason(self.best_evaluation())
         if self.stall >= config.stall_limit:
-            return StopReason.NO_IMPROVEMENT
+            return goal_reason(self.best_evaluation())
         if iteration > config.max_iterations:
             return StopReason.ITERATION_LIMIT
         return None
+
+    def revert_proposal(self) -> Proposal | None:
+        """The best iteration's objectives again, if the session ended on a worse plan."""
+        if self.best is None or self.best == len(self.records) - 1 or self.evaluation is None:
+            return None
+        best = self.records[self.best]
+        assert best.evaluation is not None
+        if not better(best.evaluation, self.evaluation, 0.0):
+            return None
+        return Proposal(
+            objectives=list(best.applied_objectives),
+            rationale=f"the session ended on a worse plan: back to iteration {best.iteration}",
+            policy=REVERT_POLICY,
+            optimization_mode=OptimizationMode.RESTART,
+        )

@@ -50,6 +50,7 @@ from agent.policies.rule.demands import (
 from agent.policies.rule.history import is_futile, pushed, reversals
 from agent.policies.rule.sparing import sparing_proposal
 from agent.policies.rule.steps import RuleSettings, RuleSteps, clamp, effective
+from agent.session.outcome import goals_not_met
 from agent.session.records import Proposal
 from esapi_bridge.dto import (
     Objective,
@@ -102,9 +103,7 @@ class RulePolicy:
                     return spare
             return Proposal(
                 objectives=list(context.objectives),
-                rationale="every goal is met and every score criterion is at full points"
-                if ev.score is not None
-                else "every goal is met; further sparing of the organs at risk did not help",
+                rationale=_done_text(ev),
                 done=True,
                 policy=self.name,
             )
@@ -218,6 +217,23 @@ def _met_text(ev: Evaluation) -> str:
     met = sum(1 for g in ev.goals if g.status is GoalStatus.MET)
     score = "" if ev.score is None else f", score {ev.score:.2f}/{ev.max_score:g}"
     return f"{met}/{len(ev.goals)} goals met{score}"
+
+
+def _done_text(ev: Evaluation) -> str:
+    """Why the policy is done with no demand open: "every goal is met" only when it is
+    (priority-3 goals are no demands; those not met are named)."""
+    rest = (
+        "every score criterion is at full points"
+        if ev.score is not None
+        else "further sparing of the organs at risk did not help"
+    )
+    missing = goals_not_met(ev)
+    if not missing:
+        return f"every goal is met and {rest}"
+    return (
+        f"every priority-1 and priority-2 goal is met and {rest}; not pursued by the rule "
+        "policy (priority 3), not met: " + "; ".join(missing)
+    )
 
 
 _KEY_RE = re.compile(r"^(?P<key>[^ ]+?):? ")
