@@ -6,6 +6,9 @@ the same directory, then rename). An unreadable or inconsistent file is logged a
 cache directory that cannot be written degrades to computing without the cache (with a warning).
 The cache is bounded (``$RTPLAN_CACHE_MAX_GB``, default 20 GB; VMAT matrices take 0.5-1.5 GB
 each): after a write, the least recently used files go until the rest fits.
+
+Building a matrix takes seconds on a cold cache: its start and end are logged at INFO, which
+the CLI shows as progress (``agent.cli.console.progress_sink``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -137,7 +141,15 @@ def cached_dose_influence(
                 type(exc).__name__,
                 exc,
             )
+    logger.info("building the dose-influence matrix of {} (not cached; a few seconds)", case.name)
+    t0 = time.perf_counter()
     dij = compute_dose_influence(case, p)
+    logger.info(
+        "dose-influence matrix of {}: {:,} voxels x {:,} beamlets, {:.1f} s",
+        case.name,
+        *dij.matrix.shape,
+        time.perf_counter() - t0,
+    )
     try:
         _save_atomic(path, dij, key)
         evict_least_recently_used(path.parent, cache_limit_bytes(), keep=path)
@@ -172,6 +184,7 @@ def _save_atomic(path: Path, dij: DoseInfluence, key: str) -> None:
             grid_shape=np.asarray(dij.grid_shape, dtype=np.int64),
             beamlet_beam=dij.beamlet_beam,
             beamlet_ij=dij.beamlet_ij,
+            **dij.extra_arrays(),
         )
 
 
@@ -187,6 +200,7 @@ def _load(path: Path, key: str, grid_shape: tuple[int, int, int]) -> DoseInfluen
         stored_grid = tuple(int(v) for v in z["grid_shape"])
         beamlet_beam = np.asarray(z["beamlet_beam"], dtype=np.int32)
         beamlet_ij = np.asarray(z["beamlet_ij"], dtype=np.int32)
+        extras = DoseInfluence.extras_from_arrays(z)
     consistent = (
         stored_grid == tuple(grid_shape)
         and indptr.shape == (n_rows + 1,)
@@ -208,4 +222,5 @@ def _load(path: Path, key: str, grid_shape: tuple[int, int, int]) -> DoseInfluen
         grid_shape=(stored_grid[0], stored_grid[1], stored_grid[2]),
         beamlet_beam=beamlet_beam,
         beamlet_ij=beamlet_ij,
+        **extras,  # type: ignore[arg-type]
     )

@@ -194,7 +194,8 @@ def resolve_tg119_path(path: str | Path | None = None) -> Path:
     raise InvalidInput(
         "TG-119 phantom TG119.mat not found; tried: "
         + "; ".join(tried)
-        + f". Pass the file's path explicitly, set {ENV_VAR}=/path/to/TG119.mat, or allow pip "
+        + ". Pass the file's path explicitly (rtplan: --tg119-path FILE), set "
+        f"{ENV_VAR}=/path/to/TG119.mat, or allow pip "
         f"to download {PACKAGE} {VERSION} (unset {OFFLINE_ENV}; the file is "
         f"{MEMBER} in its wheel, sha256 {SHA256})"
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 from fakes import FakeTpsSession
 from typer.testing import CliRunner
 
@@ -30,7 +32,7 @@ def fake_tps(monkeypatch) -> FakeTps:
     """Every session the CLI opens is a fresh fake TPS."""
     tps = FakeTps()
 
-    def factory(cache_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    def factory(cache_dir: Path | None = None, tg119_path: Path | None = None):  # type: ignore[no-untyped-def]
         def open_session(config: SessionConfig) -> FakeTpsSession:
             tps.opened.append(FakeTpsSession(faults=dict(tps.faults)))
             return tps.opened[-1]
@@ -72,13 +74,16 @@ def test_unknown_scenario_and_template(tmp_path: Path, fake_tps) -> None:
     result = _plan(tmp_path, "--template", "nowhere")
     assert result.exit_code == 2 and "unknown template 'nowhere'" in result.output
     result = runner.invoke(cli.app, ["plan", "--tg119", "medium", "--out", str(tmp_path / "t")])
-    assert result.exit_code == 2 and "easy' or 'hard'" in result.output
+    assert result.exit_code == 2 and "'medium' is not one of" in " ".join(result.output.split())
     assert fake_tps.opened == []  # nothing was opened
 
 
 def test_structure_mismatch_is_bad_input(tmp_path: Path, fake_tps) -> None:
     # the liver template needs Liver, SpinalCord, ...: the fake prostate plan has none
-    result = _plan(tmp_path, "--template", "liver")
+    liver = yaml.safe_load((resources.files("site_templates") / "liver.yaml").read_text())
+    liver["scenario"] = "prostate-basic"  # else refused earlier: a template for another case
+    (tmp_path / "liver.yaml").write_text(yaml.safe_dump(liver))
+    result = _plan(tmp_path, "--template", str(tmp_path / "liver.yaml"))
     assert result.exit_code == 2
     assert "cannot map the plan's structures" in result.output
     assert fake_tps.opened[0].set_calls == []

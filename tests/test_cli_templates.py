@@ -47,7 +47,7 @@ def test_show_json_and_unknown_name() -> None:
     assert data["name"] == "tg119-hard" and data["scenario"] == "tg119"
     assert data["goals"][2]["metric"] == "D10%" and data["goals"][2]["limit"] == "10 Gy"
     bad = runner.invoke(app, ["templates", "show", "pancreas"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # bad input, as everywhere in rtplan
     assert "no template named 'pancreas'" in bad.output
 
 

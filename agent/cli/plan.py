@@ -5,16 +5,54 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from agent.cli import backends
-from agent.cli.backends import resolve_case
-from agent.cli.console import console
+from agent.cli.case_source import (
+    CaseChoice,
+    ScenarioOption,
+    SeedOption,
+    Tg119Option,
+    Tg119PathOption,
+    choose_case,
+)
+from agent.cli.console import console, emit_json, esc, json_mode
 from agent.cli.errors import fail, known_errors
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.session.records import IterationRecord, SessionConfig, SessionSummary
+
+#: A prostate-basic seed whose template start misses priority-1 goals (score 5.94/9), so the
+#: demo shows the agent at work: 9/9 in 4 iterations.
+DEMO_SEED = 9
+
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Session directory. Default: rtplan-sessions/<case>-<time>.",
+        show_default=False,
+    ),
+]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Dose-influence cache directory. Default: $RTPLAN_CACHE_DIR or ~/.cache/rtplan/dij.",
+        show_default=False,
+    ),
+]
+ReportOption = Annotated[
+    bool, typer.Option(help="Build the HTML report (report/report.html) at the end.")
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the session summary as JSON on stdout; everything else goes to stderr.",
+    ),
+]
 
 
 def _default_dir(label: str) -> Path:
@@ -22,12 +60,20 @@ def _default_dir(label: str) -> Path:
     return Path("rtplan-sessions") / f"{label}-{stamp}"
 
 
+def summary_json(summary: SessionSummary, session_dir: Path) -> dict[str, Any]:
+    """What ``--json`` prints: where the session is, and its summary."""
+    report = session_dir / "report" / "report.html"
+    return {
+        "session_dir": str(session_dir),
+        "journal": str(session_dir / "journal.jsonl"),
+        "report": str(report) if report.is_file() else None,
+        "summary": summary.model_dump(mode="json"),
+    }
+
+
 def run_plan(
-    scenario: str,
-    seed: int,
+    case: CaseChoice,
     *,
-    tg119: str | None = None,
-    template: str | None = None,
     policy: str = "rule",
     max_iterations: int = 20,
     approve: bool = False,
@@ -35,6 +81,7 @@ def run_plan(
     spacing_mm: float | None = None,
     cache_dir: Path | None = None,
     report: bool = True,
+    as_json: bool = False,
 ) -> SessionSummary:
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
     from agent.policies import make_policy
@@ -42,36 +89,38 @@ def run_plan(
     from agent.session.loop import PlanningLoop
     from agent.session.signals import InterruptOnSignals
     from agent.session.start import probe_writable
-    from agent.templates import load_template
 
-    scenario, template_name = resolve_case(scenario, tg119, template)
-    tpl = load_template(template_name)
+    source, template_name = case.source, case.template_name
     pol = make_policy(policy)
-    label = f"{scenario}/seed{seed}" if scenario != "tg119" else f"tg119/{template_name}"
+    label = source.label
     session_dir = out or _default_dir(label.replace("/", "-"))
     probe_writable(session_dir)  # before the (slow) case is opened; leaves no directory
     config = SessionConfig(
-        scenario=scenario,
-        seed=seed,
+        scenario=source.scenario,
+        seed=source.seed,
         template=template_name,
         policy=pol.name,
         max_iterations=max_iterations,
         approve=approve,
         spacing_mm=spacing_mm,
     )
+    for note in case.notes:
+        console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
     # SIGTERM and SIGHUP stop the session like Ctrl-C: restore, summary, exit 143 / 129 / 130
     with InterruptOnSignals() as signals:
         try:
-            with console.status(f"opening {label} on the simulated TPS"):
-                session = backends.mock_session_factory(cache_dir)(config)
+            with console.status(f"opening {esc(label)} on the simulated TPS"):
+                session = backends.mock_session_factory(cache_dir, source.tg119_path)(config)
             approver = ConsoleApprover(console) if approve else None
             console.print(
-                f"[bold]{label}[/] template {template_name}, policy {pol.name} -> {session_dir}"
+                f"[bold]{esc(label)}[/] template {esc(template_name)}, policy {esc(pol.name)} "
+                f"-> {esc(session_dir)}",
+                highlight=False,
             )
 
             def runner(cb: Callable[[IterationRecord], None]) -> SessionSummary:
                 loop = PlanningLoop(
-                    session, tpl, pol, config, session_dir,
+                    session, case.template, pol, config, session_dir,
                     approver=approver, on_iteration=cb, case_label=label,
                 )  # fmt: skip
                 return loop.run()
@@ -79,46 +128,71 @@ def run_plan(
             summary = run_with_progress(max_iterations, runner, bar=not approve)
         except KeyboardInterrupt as exc:  # the loop handles those once its journal exists
             raise interrupt_exit(exc, "the session had not started; nothing was changed") from None
-        finish(summary, session_dir, report, signals)
+        try:
+            finish(summary, session_dir, report, signals)
+        finally:
+            if as_json:
+                emit_json(summary_json(summary, session_dir))
     return summary
 
 
 def plan(
-    scenario: Annotated[
-        str, typer.Option("--scenario", "-s", help="simulated case")
-    ] = "prostate-basic",
-    seed: Annotated[int, typer.Option(help="seed of the anatomical variation")] = 0,
-    tg119: Annotated[str | None, typer.Option(help="TG-119 C-shape: easy or hard")] = None,
-    template: Annotated[str | None, typer.Option(help="site template name or file")] = None,
-    policy: Annotated[str, typer.Option(help="planning policy")] = "rule",
-    max_iterations: Annotated[int, typer.Option(min=0, max=1000)] = 20,
-    approve: Annotated[bool, typer.Option("--approve", help="review every proposal")] = False,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="session directory")] = None,
-    spacing_mm: Annotated[float | None, typer.Option(help="dose grid spacing (mm)")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="dose-influence cache")] = None,
-    report: Annotated[bool, typer.Option(help="build the HTML report")] = True,
+    scenario: ScenarioOption = None,
+    seed: SeedOption = None,
+    tg119: Tg119Option = None,
+    tg119_path: Tg119PathOption = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="Site template: a name from 'rtplan templates list' or a YAML file. "
+            "Default: the case's own (the scenario's namesake, tg119-easy/-hard).",
+            show_default=False,
+        ),
+    ] = None,
+    policy: Annotated[str, typer.Option(help="Planning policy (rule).")] = "rule",
+    max_iterations: Annotated[
+        int, typer.Option(min=0, max=1000, help="Stop after this many policy iterations.")
+    ] = 20,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Review every proposal before it reaches the TPS.")
+    ] = False,
+    out: OutOption = None,
+    spacing_mm: Annotated[
+        float | None,
+        typer.Option(
+            min=2.0,
+            max=5.0,
+            help="Dose grid spacing in mm. Default: the case's (3 mm; 2 mm for brain-srs).",
+            show_default=False,
+        ),
+    ] = None,
+    cache_dir: CacheOption = None,
+    report: ReportOption = True,
+    as_json: JsonOption = False,
 ) -> None:
-    """Plan one case on the simulated TPS."""
-    try:
-        run_plan(
-            scenario, seed, tg119=tg119, template=template, policy=policy,
-            max_iterations=max_iterations, approve=approve, out=out, spacing_mm=spacing_mm,
-            cache_dir=cache_dir, report=report,
-        )  # fmt: skip
-    except known_errors() as exc:
-        raise fail(str(exc)) from None
-
-
-#: A prostate-basic seed whose template start misses priority-1 goals (score 5.94/9), so the
-#: demo shows the agent at work: 9/9 in 4 iterations.
-DEMO_SEED = 9
+    """Plan one case on the simulated TPS (one case source; see 'rtplan scenarios')."""
+    with json_mode(as_json):
+        try:
+            case = choose_case(
+                scenario=scenario, seed=seed, tg119=tg119, tg119_path=tg119_path,
+                template=template,
+            )  # fmt: skip
+            run_plan(
+                case, policy=policy, max_iterations=max_iterations, approve=approve, out=out,
+                spacing_mm=spacing_mm, cache_dir=cache_dir, report=report, as_json=as_json,
+            )  # fmt: skip
+        except known_errors() as exc:
+            raise fail(exc) from None
 
 
 def demo(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="session directory")] = None,
+    out: OutOption = None,
+    cache_dir: CacheOption = None,
+    report: ReportOption = True,
 ) -> None:
     """prostate-basic, rule policy: progress, final goals table and report."""
     try:
-        run_plan("prostate-basic", DEMO_SEED, out=out or _default_dir("demo"))
+        case = choose_case(scenario="prostate-basic", seed=DEMO_SEED)
+        run_plan(case, out=out or _default_dir("demo"), cache_dir=cache_dir, report=report)
     except known_errors() as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None

@@ -1,13 +1,18 @@
-"""Figure of the dose planes (axial, coronal, sagittal) with isodose lines and structure contours."""
+"""Figure of the dose planes (axial, coronal, sagittal) with isodose lines, structure contours,
+and a colour bar of the dose wash (Gy and % of the prescription)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import matplotlib.patheffects as path_effects
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import NDArray
@@ -25,6 +30,12 @@ ISODOSE_LEVELS_PCT: tuple[tuple[float, str], ...] = (
     (100.0, "#ff8c00"),
     (105.0, "#ff1a1a"),
 )
+#: The dose colour wash: colour map, shown range (fraction of the prescription) and opacity.
+WASH_CMAP = "jet"
+WASH_RANGE_RX = (0.3, 1.1)
+WASH_ALPHA = 0.28
+#: Grey of the body under the wash (the colour bar is drawn over the same grey).
+BODY_GREY = 0.32
 _AXIS_LABEL = {"x": "x (mm)  R → L", "y": "y (mm)  A → P", "z": "z (mm)  I → S"}
 
 
@@ -63,7 +74,7 @@ def _draw_slice(
     crop = (slice(r0, r1), slice(c0, c1))
     ax.set_facecolor("black")
     ax.imshow(
-        np.where(body, 0.32, 0.0)[crop],
+        np.where(body, BODY_GREY, 0.0)[crop],
         cmap="gray",
         vmin=0,
         vmax=1,
@@ -71,13 +82,12 @@ def _draw_slice(
         extent=extent,
         interpolation="nearest",
     )
-    wash = np.ma.masked_less(dose[crop], 0.3 * prescription_gy)
+    wash = np.ma.masked_less(dose[crop], WASH_RANGE_RX[0] * prescription_gy)
     ax.imshow(
         wash,
-        cmap="jet",
-        vmin=0.3 * prescription_gy,
-        vmax=1.1 * prescription_gy,
-        alpha=0.28,
+        cmap=WASH_CMAP,
+        norm=wash_norm(prescription_gy),
+        alpha=WASH_ALPHA,
         origin="lower",
         extent=extent,
         interpolation="bilinear",
@@ -115,6 +125,48 @@ def _draw_slice(
     ax.set_title(f"{label} — {s.plane.value}  ({cut} = {s.position_mm:.1f} mm)", fontsize=10)
 
 
+def wash_norm(prescription_gy: float) -> Normalize:
+    """Dose (Gy) to colour of the wash: :data:`WASH_RANGE_RX` of the prescription."""
+    low, high = WASH_RANGE_RX
+    return Normalize(vmin=low * prescription_gy, vmax=high * prescription_gy)
+
+
+def _scale(factor: float, values: Any) -> Any:
+    return np.asarray(values, dtype=np.float64) * factor
+
+
+def add_colour_bar(
+    fig: Figure, prescription_gy: float, rect: tuple[float, float, float, float]
+) -> Colorbar:
+    """A horizontal colour bar of the dose wash in ``rect`` (figure fraction), in Gy and % Rx.
+
+    Drawn with the wash's opacity over the body's grey, so its colours match the planes.
+    """
+    cax = fig.add_axes(rect)
+    cax.set_facecolor(str(BODY_GREY))
+    mappable = ScalarMappable(norm=wash_norm(prescription_gy), cmap=WASH_CMAP)
+    bar = fig.colorbar(mappable, cax=cax, orientation="horizontal")
+    if bar.solids is not None:
+        bar.solids.set_alpha(WASH_ALPHA)
+    low, high = WASH_RANGE_RX
+    bar.set_label(
+        f"dose wash (Gy): {100 * low:g} % to {100 * high:g} % of {prescription_gy:g} Gy "
+        f"(no colour below {100 * low:g} %)",
+        fontsize=8.5,
+    )
+    bar.ax.tick_params(labelsize=7.5)
+    top = bar.ax.secondary_xaxis(
+        "top",
+        functions=(
+            partial(_scale, 100.0 / prescription_gy),
+            partial(_scale, prescription_gy / 100.0),
+        ),
+    )
+    top.set_xlabel("% of Rx", fontsize=7.5, labelpad=1, loc="left")
+    top.tick_params(labelsize=7)
+    return bar
+
+
 def plot_slices(
     snapshots: Sequence[PlanSnapshot],
     colours: Mapping[str, str],
@@ -130,7 +182,8 @@ def plot_slices(
         for p in (SlicePlane.AXIAL, SlicePlane.CORONAL, SlicePlane.SAGITTAL)
         if any(p in s.slices for s in rows)
     ]
-    fig = Figure(figsize=(4.6 * len(planes) + 2.2, 4.4 * len(rows)))
+    height_in = 4.4 * len(rows) + 0.9  # + the colour bar
+    fig = Figure(figsize=(4.6 * len(planes) + 2.2, height_in))
     axes = fig.subplots(len(rows), len(planes), squeeze=False)
     for r, snap in enumerate(rows):
         for c, plane in enumerate(planes):
@@ -171,5 +224,8 @@ def plot_slices(
         title=f"isodose (% of {prescription_gy:g} Gy)\nand structures",
         title_fontsize=8.5,
     )
-    fig.tight_layout(rect=(0.0, 0.0, 1.0 - 2.0 / (4.6 * len(planes) + 2.2), 1.0))
+    right = 1.0 - 2.0 / (4.6 * len(planes) + 2.2)
+    bar_in = 0.9 / height_in  # the colour bar's band, as a fraction of the height
+    fig.tight_layout(rect=(0.0, bar_in, right, 1.0))
+    add_colour_bar(fig, prescription_gy, (0.12 * right, 0.42 * bar_in, 0.76 * right, 0.22 * bar_in))
     return save_figure(fig, path)
