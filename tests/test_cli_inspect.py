@@ -122,10 +122,16 @@ def test_help_shows_flags_without_a_value_and_every_option_has_help() -> None:
         assert "<bool>" not in result.output, command
     click_app = typer.main.get_command(cli.app)
     ctx = click_app.make_context("rtplan", ["--help"], resilient_parsing=True)
-    for name, command in click_app.commands.items():  # type: ignore[attr-defined]
+    todo = [("rtplan", click_app)]
+    seen = 0
+    while todo:
+        name, command = todo.pop()
+        todo += [(f"{name} {k}", c) for k, c in getattr(command, "commands", {}).items()]
         for param in command.get_params(ctx):
+            seen += 1
             if param.param_type_name == "option":
-                assert param.help, f"rtplan {name} {param.opts[0]} has no help text"
+                assert param.help, f"{name} {param.opts[0]} has no help text"
+    assert seen > 40  # every command, templates' included
 
 
 def test_exit_codes_are_in_the_help() -> None:

@@ -163,3 +163,21 @@ def test_template_errors_keep_their_brackets(tmp_path: Path) -> None:
     assert result.exit_code == 1 and str(bad) in result.output
     result = runner.invoke(cli.app, ["plan", "--template", str(bad)])
     assert result.exit_code == 2 and f"error: {bad}" in result.output
+
+
+def test_plan_json_on_bad_input_prints_no_json(tmp_path: Path, fake_tps) -> None:  # noqa: F811
+    result = _plan(tmp_path, "--json", "--scenario", "pancreas")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "unknown scenario 'pancreas'" in result.stderr
+
+
+def test_approve_end_of_input_stops_with_the_summary(tmp_path: Path, fake_tps) -> None:  # noqa: F811
+    result = runner.invoke(
+        cli.app,
+        ["plan", "--out", str(tmp_path / "s"), "--no-report", "--approve"],
+        input="",  # the input ends at the first question
+    )
+    assert result.exit_code == 0, result.output
+    assert "Enter" in result.output and "end of input" in result.output
+    assert "stop: clinician_stop" in result.output and "Clinical goals" in result.output
+    assert "Aborted" not in result.output
