@@ -186,11 +186,29 @@ def test_cli_report_build_interrupted_leaves_none_and_says_how_to_rebuild(
     result = _plan(tmp_path)
     assert result.exit_code == 143, result.output
     session = tmp_path / "s"
-    assert "report not built" in result.output and "rtplan report" in result.output
+    assert "report build stopped" in result.output and "rtplan report" in result.output
     assert not (session / "report").exists()
     assert [p.name for p in session.iterdir() if p.name.startswith(".report")] == []
     # the session itself finished normally
     log = read_journal(session)
+    assert log.summary is not None and log.summary.stop_reason is not StopReason.INTERRUPTED
+
+
+def test_cli_signal_after_the_session_ended(
+    tmp_path: Path, opened: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.cli.output as output
+
+    def killed(*args: Any, **kwargs: Any) -> str:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1)
+        return ""
+
+    monkeypatch.setattr(output, "goals_table", killed)
+    result = _plan(tmp_path, "--no-report")
+    assert result.exit_code == 129, result.output
+    assert "the session had ended" in result.output
+    log = read_journal(tmp_path / "s")
     assert log.summary is not None and log.summary.stop_reason is not StopReason.INTERRUPTED
 
 

@@ -108,5 +108,5 @@ def report(
     except KeyboardInterrupt as exc:
         again = f"rtplan report {session_dir}"
         raise interrupt_exit(
-            exc, f"report not built (none left half-written); run {again}"
+            exc, f"report build stopped (no partial report is left); run {again}"
         ) from None
