@@ -46,8 +46,43 @@ class ApprovalStatus(StrEnum):
         return self is not ApprovalStatus.UNAPPROVED
 
 
+class CaseSourceKind(StrEnum):
+    """Where a plan's case comes from."""
+
+    SCENARIO = "scenario"  # a generated phantom (scenario name and seed)
+    TG119 = "tg119"  # the AAPM TG-119 phantom file
+    OPENKBP = "openkbp"  # a case of the public OpenKBP data set
+    DICOM = "dicom"  # CT + RTSTRUCT files
+    ESAPI = "esapi"  # a plan open in Eclipse
+
+
+class CaseSource(_Frozen):
+    """A case's origin: a kind and a content hash, never a path, folder or patient name.
+
+    ``name`` and ``seed`` identify generated and public cases only (``"prostate-basic"``,
+    ``"tg119"``); ``content_hash`` is a hex digest of the case's content: the sha256 of the
+    file for file-based sources, a geometry hash for a generated phantom.
+    """
+
+    kind: CaseSourceKind
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
+    seed: int | None = None
+    content_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")] | None = None
+
+
+class BackendInfo(_Frozen):
+    """What answers the port: backend name, dose-engine version and the case's source."""
+
+    name: str  # "mock_tps", "esapi"
+    engine_version: str | None = None
+    case_source: CaseSource | None = None
+
+
 class PlanInfo(_Frozen):
-    """Identity and prescription of the plan being optimized."""
+    """Identity and prescription of the plan being optimized.
+
+    ``backend`` (optional) describes the TPS behind the port, for the session's journal.
+    """
 
     plan_id: str
     technique: Technique
@@ -56,6 +91,7 @@ class PlanInfo(_Frozen):
     dose_unit: Literal["Gy", "cGy"] = "Gy"
     approval_status: ApprovalStatus = ApprovalStatus.UNAPPROVED
     beam_count: Annotated[int, Field(ge=0)] = 0
+    backend: BackendInfo | None = None
 
     @property
     def dose_per_fraction_gy(self) -> float:

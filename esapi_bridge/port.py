@@ -33,7 +33,8 @@ class TpsSession(Protocol):
     """
 
     def plan_info(self) -> PlanInfo:
-        """Plan id, technique, prescription, dose unit and approval status."""
+        """Plan id, technique, prescription, dose unit and approval status; optionally the
+        backend (name, dose-engine version, case source) for the session's journal."""
         ...
 
     def structures(self) -> list[StructureInfo]:

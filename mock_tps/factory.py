@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from esapi_bridge.dto import Objective
+from esapi_bridge.dto import CaseSource, CaseSourceKind, Objective
 from esapi_bridge.port import TpsSession
 
 
@@ -45,15 +46,16 @@ def open_mock_session(
     from mock_tps.phantoms import make_case
     from mock_tps.session import MockTpsSession
     from mock_tps.tg119 import load_tg119
+    from mock_tps.tg119_fetch import resolve_tg119_path
 
+    source: CaseSource | None = None
     if scenario.lower().replace("_", "-") in {"tg119", "tg-119"}:
-        case = (
-            load_tg119(tg119_path)
-            if spacing_mm is None
-            else load_tg119(tg119_path, spacing_mm=spacing_mm)
-        )
+        file = resolve_tg119_path(tg119_path)
+        case = load_tg119(file) if spacing_mm is None else load_tg119(file, spacing_mm=spacing_mm)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        source = CaseSource(kind=CaseSourceKind.TG119, name="tg119", content_hash=digest)
     elif spacing_mm is None:
         case = make_case(scenario, seed)
     else:
         case = make_case(scenario, seed, spacing_mm=spacing_mm)
-    return MockTpsSession(case, objectives, cache_dir=cache_dir)
+    return MockTpsSession(case, objectives, cache_dir=cache_dir, case_source=source)

@@ -7,6 +7,7 @@ must then be calculated, and DVHs are read from the calculated dose.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,9 @@ from numpy.typing import NDArray
 
 from esapi_bridge.dto import (
     ApprovalStatus,
+    BackendInfo,
+    CaseSource,
+    CaseSourceKind,
     DoseSlice,
     DvhCurve,
     NormalizationMode,
@@ -42,7 +46,7 @@ from esapi_bridge.errors import (
 )
 from mock_tps.case import Case
 from mock_tps.dij_cache import cached_dose_influence
-from mock_tps.dose_engine import EngineParams
+from mock_tps.dose_engine import ENGINE_VERSION, EngineParams
 from mock_tps.dose_influence import DoseInfluence
 from mock_tps.dvh import dvh_from_doses
 from mock_tps.fluence_problem import parse_objectives
@@ -71,6 +75,9 @@ class MockTpsSession:
         An approved plan refuses changes with :class:`PlanLocked`.
     dose_influence
         A dose-influence matrix already computed for this case (skips the engine and cache).
+    case_source
+        Where the case came from, for the journal (default: the case's scenario and seed
+        with its geometry hash; TG-119 without its file hash).
     """
 
     def __init__(
@@ -83,8 +90,10 @@ class MockTpsSession:
         optimizer_settings: OptimizerSettings | None = None,
         approval_status: ApprovalStatus = ApprovalStatus.UNAPPROVED,
         dose_influence: DoseInfluence | None = None,
+        case_source: CaseSource | None = None,
     ) -> None:
         self._case = case
+        self._case_source = case_source
         self._engine_params = engine_params or EngineParams()
         self._cache_dir = cache_dir
         self._settings = optimizer_settings or OptimizerSettings()
@@ -116,7 +125,25 @@ class MockTpsSession:
             dose_unit="Gy",
             approval_status=self._approval,
             beam_count=len(self._case.beams.beams),
+            backend=BackendInfo(
+                name="mock_tps", engine_version=ENGINE_VERSION, case_source=self._source()
+            ),
         )
+
+    def _source(self) -> CaseSource:
+        if self._case_source is None:
+            case = self._case
+            if case.scenario == "tg119":
+                self._case_source = CaseSource(kind=CaseSourceKind.TG119, name="tg119")
+            else:
+                name = case.scenario.lower()
+                self._case_source = CaseSource(
+                    kind=CaseSourceKind.SCENARIO,
+                    name=name if re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name) else None,
+                    seed=case.seed,
+                    content_hash=case.geometry_hash(),
+                )
+        return self._case_source
 
     def structures(self) -> list[StructureInfo]:
         """Every structure with its DICOM type and volume on the dose grid."""

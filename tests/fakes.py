@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from esapi_bridge.dto import (
+    BackendInfo,
+    CaseSource,
+    CaseSourceKind,
     DoseSlice,
     DvhCurve,
     NormalizationRule,
@@ -76,6 +79,7 @@ class FakeTpsSession:
     fractions: int = 44
     plan_id: str = "fake-plan-0"
     technique: Technique = Technique.IMRT
+    engine_version: str = "fake-ramps-1"
     faults: dict[int, BaseException | str] = field(default_factory=dict)
     initial_objectives: list[Objective] = field(default_factory=list)
     optimize_calls: int = 0
@@ -96,6 +100,11 @@ class FakeTpsSession:
             total_dose_gy=self.prescription_gy,
             fractions=self.fractions,
             beam_count=7,
+            backend=BackendInfo(
+                name="fake",
+                engine_version=self.engine_version,
+                case_source=CaseSource(kind=CaseSourceKind.SCENARIO, name="fake", seed=0),
+            ),
         )
 
     def structures(self) -> list[StructureInfo]:

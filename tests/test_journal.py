@@ -55,7 +55,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert len(log.intents) == len(log.iterations)  # one apply per iteration, nothing restored
 
 
-def test_truncated_journal_is_refused_and_left_untouched(tmp_path: Path) -> None:
+def test_finished_journal_cut_short_is_refused_against_its_chain_head(tmp_path: Path) -> None:
     _run(tmp_path / "s", FakeTpsSession(), max_iterations=1)
     path = tmp_path / "s" / "journal.jsonl"
     data = path.read_bytes()
@@ -170,8 +170,18 @@ def test_journal_lines_are_json_objects(tmp_path: Path) -> None:
 
 
 def test_append_requires_explicit_flag(tmp_path: Path) -> None:
-    path = tmp_path / "j.jsonl"
-    Journal(path).close()
+    _run(tmp_path / "s", FakeTpsSession(faults={2: KeyboardInterrupt()}))
+    path = tmp_path / "s" / "journal.jsonl"
     with pytest.raises(JournalError, match="already exists"):
         Journal(path)
     Journal(path, append=True).close()
+
+
+def test_a_new_journal_that_gets_no_entry_leaves_nothing(tmp_path: Path) -> None:
+    session_dir = tmp_path / "s"
+    Journal(session_dir / "journal.jsonl").close()
+    assert list(session_dir.iterdir()) == []  # no journal, no lock file
+    with Journal(session_dir / "journal.jsonl") as journal:
+        journal.write(SessionEvent(kind="a"))
+    with pytest.raises(JournalError, match="already exists"):
+        Journal(session_dir / "journal.jsonl")

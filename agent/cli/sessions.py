@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from agent.cli import backends
-from agent.cli.console import console
+from agent.cli.console import console, esc
 from agent.cli.errors import fail, known_errors
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.session.records import StopReason
@@ -74,24 +74,30 @@ def replay(
         raise interrupt_exit(
             signals.received, f"replay stopped; what ran is in {result.replay_dir}"
         )
-    table = Table(title=f"replay of {result.journal} (tolerance {result.tolerance:g})")
-    for col in ("iteration", "recorded score", "replayed score", "max |diff|", "worst"):
-        table.add_column(col)
+    table = Table(title=esc(f"replay of {result.journal} (tolerance {result.tolerance:g})"))
+    for col in ("iteration", "recorded score", "replayed score", "max |diff|", "worst metric"):
+        table.add_column(col, no_wrap=col != "worst metric")
     for c in result.comparisons:
+        over = not c.max_abs_difference <= result.tolerance
+        diff = f"{c.max_abs_difference:.2g}"
         table.add_row(
-            str(c.iteration), f"{c.recorded_score}", f"{c.replayed_score}",
-            f"{c.max_abs_difference:.2g}", c.worst,
+            str(c.iteration), _score(c.recorded_score), _score(c.replayed_score),
+            f"[bold red]{diff}[/]" if over else diff, esc(c.worst),
         )  # fmt: skip
     console.print(table)
+    for notice in result.notices:
+        console.print(f"[yellow]notice:[/] {esc(notice)}", highlight=False)
     if result.note:
-        console.print(f"note: {result.note}")
-    verdict = "[green]MATCH[/]" if result.matched else "[bold red]MISMATCH[/]"
-    console.print(
-        f"{verdict}: {result.replayed_iterations}/{result.recorded_iterations} iterations "
-        f"replayed within {result.tolerance:g}; replay in {result.replay_dir}"
-    )
+        console.print(f"note: {esc(result.note)}", highlight=False)
+    style = "green" if result.matched else "bold red"
+    console.print(f"[{style}]{esc(result.verdict())}[/]", highlight=False)
+    console.print(f"replay in {esc(result.replay_dir)}", highlight=False)
     if not result.matched:
         raise typer.Exit(1)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def report(

@@ -8,17 +8,17 @@ the CSV files and ``report.json``.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from loguru import logger
 
 from agent.evaluation import Evaluation, GoalResult
 from agent.report.artifacts import PlanSnapshot, SnapshotError, load_plan_snapshot
-from agent.session.journal import JournalCorrupt, read_journal
+from agent.session.journal import JournalError, read_journal
+from agent.session.journal_read import load_summary_file
 from agent.session.records import (
     JOURNAL_FILENAME,
     SUMMARY_FILENAME,
@@ -78,8 +78,8 @@ def load_report_data(session_dir: Path) -> ReportData:
     summary_file = session_dir / SUMMARY_FILENAME
     if summary is None and summary_file.is_file():
         try:
-            summary = SessionSummary.model_validate_json(summary_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValidationError) as exc:
+            summary = load_summary_file(summary_file)
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
             first = str(exc).splitlines()[0]
             raise ReportError(
                 f"{str(summary_file)!r} is not a valid session summary: {first}"
@@ -130,30 +130,21 @@ def load_report_data(session_dir: Path) -> ReportData:
 
 
 def _read_log(journal: Path, missing: list[str]) -> SessionLog:
-    """Read the journal; a last line cut short (session killed mid-write) is left out and noted."""
+    """Read the journal read-only (no lock) and verify its HMAC chain.
+
+    A torn last line (the session was killed while writing it) is left out and noted; a
+    journal that cannot be verified here (another installation's secret, schema v1) is
+    reported with a prominent UNVERIFIED note first; a tampered or truncated one is
+    refused (:class:`ReportError` naming the first entry that does not match).
+    """
     try:
-        return read_journal(journal)
-    except JournalCorrupt as exc:
-        try:
-            text = journal.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            raise ReportError(str(exc)) from exc
-        if text.endswith("\n") or "\n" not in text:
-            raise ReportError(str(exc)) from exc
-        complete = text[: text.rindex("\n") + 1]
-        with tempfile.TemporaryDirectory(prefix="rtplan-report-") as tmp:
-            copy = Path(tmp) / JOURNAL_FILENAME
-            copy.write_text(complete, encoding="utf-8")
-            try:
-                log = read_journal(copy)
-            except JournalCorrupt as inner:
-                raise ReportError(str(inner).replace(str(copy), str(journal))) from inner
-        n_line = complete.count("\n") + 1
-        missing.append(
-            f"the journal's last line ({n_line}) is cut short (the session was killed while "
-            "writing it) and was left out"
-        )
-        return log
+        log = read_journal(journal)
+    except JournalError as exc:
+        raise ReportError(str(exc)) from exc
+    for notice in log.notices:
+        logger.warning(notice)
+    missing.extend(log.notices)
+    return log
 
 
 def _last_evaluated(iterations: Sequence[IterationRecord]) -> IterationRecord | None:

@@ -142,7 +142,7 @@ class PlanningLoop:
         start = self.clock()
         check = check_plan(self.session, self.template)
         self._setup(check.info.total_dose_gy, check.structures, check.structure_map)
-        header = session_header(check, self.template, self.config, self.case_label)
+        header = session_header(check, self.template, self.config, self.case_label, self.policy)
         with leave_no_empty_dirs(self.out_dir):
             journal = Journal(self.out_dir / JOURNAL_FILENAME)
             try:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from agent.evaluation import Evaluation, evaluate_session
+from agent.session.errors import JournalError
 from agent.session.journaled_tps import JournaledTps
 from agent.session.outcome import describe_stop, settle_stop_reason
 from agent.session.records import (
@@ -125,9 +126,15 @@ def build_summary(
 
 
 def write_summary(out_dir: Path, summary: SessionSummary) -> Path:
-    """Write ``summary.json`` in ``out_dir`` atomically; returns its path."""
+    """Write ``summary.json`` in ``out_dir`` atomically; returns its path.
+
+    Raises :class:`JournalError` (full disk, read-only directory; nothing is left behind).
+    """
     path = out_dir / SUMMARY_FILENAME
-    write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
+    try:
+        write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
+    except OSError as exc:
+        raise JournalError(f"cannot write the session summary: {exc}") from exc
     return path
 
 
@@ -155,5 +162,6 @@ def finish_session(
     summary = build_summary(header, state, reason, message, restored, wall_time_s)
     tps.journal.write(summary)
     tps.journal.close()
+    summary = summary.model_copy(update={"chain_head": tps.journal.head})  # head after it
     write_summary(tps.out_dir, summary)
     return summary

@@ -5,8 +5,9 @@ object per line), of ``summary.json`` and of the reports built from them. Every
 line of a journal is one :data:`JournalEntry`, discriminated on ``entry``:
 
 - ``header`` (:class:`SessionHeader`): first line; config, template name and hash,
-  pseudonymous case identity and the plan's original objectives (the snapshot
-  restored on abort, error or Ctrl-C);
+  pseudonymous case identity, provenance (engine and package versions, case source,
+  policy and its settings, the fingerprint of the installation secret) and the plan's
+  original objectives (the snapshot restored on abort, error or Ctrl-C);
 - ``intent`` (:class:`ApplyIntent`): written and fsync'ed *before* each change to
   the TPS (the objectives about to be set);
 - ``iteration`` (:class:`IterationRecord`): one completed iteration; iteration 0 is
@@ -18,7 +19,12 @@ line of a journal is one :data:`JournalEntry`, discriminated on ``entry``:
   final summary is then the last line again).
 
 A session directory holds ``journal.jsonl`` and, once finished, ``summary.json``
-(the same :class:`SessionSummary`).
+(the same :class:`SessionSummary`, with the head of the journal's HMAC chain).
+
+Schema version 2: every journal line also carries ``"hmac"``, the HMAC-SHA256 of the line
+chained to the previous line's (see :mod:`agent.session.chain`); version-1 journals are
+read with their stop reasons mapped and marked unverified (see
+:mod:`agent.session.journal_read`).
 """
 
 from __future__ import annotations
@@ -27,16 +33,30 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.evaluation import Evaluation
-from esapi_bridge.dto import Objective, OptimizationMode, OptimizationResult
+from agent.session.provenance import (
+    CaseLabel,
+    ChainHead,
+    IntegrityStatus,
+    JournalIntegrity,
+    PolicyDescription,
+    TornTail,
+)
+from esapi_bridge.dto import (
+    CaseSource,
+    CaseSourceKind,
+    Objective,
+    OptimizationMode,
+    OptimizationResult,
+)
 
 TEMPLATE_POLICY = "template"  # proposal.policy of iteration 0
 REVERT_POLICY = "revert-to-best"  # proposal.policy of a final revert to the best iteration
 JOURNAL_FILENAME = "journal.jsonl"
 SUMMARY_FILENAME = "summary.json"
-RECORDS_SCHEMA_VERSION = 1
+RECORDS_SCHEMA_VERSION = 2
 
 NonNegSeconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
@@ -177,18 +197,32 @@ class SessionConfig(_Record):
 
 
 class CaseIdentity(_Record):
-    """Pseudonymous identity of the case: hashes only, never patient or plan names."""
+    """Pseudonymous identity of the case: hashes only, never patient or plan names.
 
-    plan_pseudonym: str  # sha256 of the plan id, first 16 hex digits
+    ``case_label`` follows :data:`agent.session.provenance.CASE_LABEL_RULE` (simulated and
+    public cases only).
+    """
+
+    plan_pseudonym: str  # HMAC of the plan id with the installation secret, 16 hex digits
     structure_set_hash: str  # sha256 of the sorted structure ids and volumes, first 16 hex digits
     technique: str
     prescription_gy: float
     fractions: int
-    case_label: str | None = None  # e.g. "prostate-basic/seed0" for simulated cases
+    case_label: CaseLabel | None = None  # e.g. "prostate-basic/seed0" for simulated cases
+
+
+#: Case sources of patient data: their header carries no case label.
+PATIENT_SOURCES = frozenset({CaseSourceKind.DICOM, CaseSourceKind.ESAPI})
 
 
 class SessionHeader(_Record):
-    """First line of a journal."""
+    """First line of a journal.
+
+    Provenance (``None`` when unknown, and in version-1 journals): ``engine_version`` of
+    the TPS's dose engine, ``package_version`` of rtplan-agent, ``case_source`` (kind and
+    content hash), ``policy`` with all its settings, and ``chain_key_id``, the public
+    fingerprint of the secret that keys the HMAC chain (set by the journal writer).
+    """
 
     entry: Literal["header"] = "header"
     schema_version: int = RECORDS_SCHEMA_VERSION
@@ -200,6 +234,21 @@ class SessionHeader(_Record):
     structure_map: dict[str, str]  # canonical template id -> plan structure id
     original_objectives: list[Objective]
     started_at: str = Field(default_factory=utc_now_iso)
+    engine_version: str | None = None
+    package_version: str | None = None
+    case_source: CaseSource | None = None
+    policy: PolicyDescription | None = None
+    chain_key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+    @model_validator(mode="after")
+    def _no_label_on_patient_data(self) -> SessionHeader:
+        source = self.case_source
+        if source is not None and source.kind in PATIENT_SOURCES and self.case.case_label:
+            raise ValueError(
+                f"a {source.kind.value} case gets no case label (patient data): "
+                f"got {self.case.case_label!r}"
+            )
+        return self
 
 
 class ApplyIntent(_Record):
@@ -269,6 +318,9 @@ class SessionSummary(_Record):
     restored_original: bool = False
     wall_time_s: NonNegSeconds
     finished_at: str = Field(default_factory=utc_now_iso)
+    # the journal's chain head after this summary's line: set in summary.json only (a
+    # journal line cannot hold its own HMAC), None in the journal
+    chain_head: ChainHead | None = None
 
 
 JournalEntry = Annotated[
@@ -278,13 +330,23 @@ JournalEntry = Annotated[
 
 
 class SessionLog(_Record):
-    """A journal read back: header, iterations in order, events, and summary if finished."""
+    """A journal read back: header, iterations in order, events, and summary if finished.
+
+    ``torn_tail`` is an incomplete last line that was ignored (or, by resume, moved aside);
+    ``integrity`` what verifying the HMAC chain found; ``notices`` say both in words, for
+    the user (a torn tail, an unverified journal, an unchecked chain head).
+    """
 
     header: SessionHeader
     iterations: list[IterationRecord] = Field(default_factory=list)
     events: list[SessionEvent] = Field(default_factory=list)
     intents: list[ApplyIntent] = Field(default_factory=list)
     summary: SessionSummary | None = None
+    torn_tail: TornTail | None = None
+    integrity: JournalIntegrity = Field(
+        default_factory=lambda: JournalIntegrity(status=IntegrityStatus.NOT_CHECKED)
+    )
+    notices: list[str] = Field(default_factory=list)
 
     @property
     def finished(self) -> bool:

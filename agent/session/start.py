@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.session.guardrails import Guardrails
-from agent.session.identity import case_identity, template_hash
+from agent.session.identity import case_identity, header_provenance, template_hash
 from agent.session.journal import check_writable
 from agent.session.negotiation import SessionAborted
 from agent.session.records import (
@@ -67,8 +67,10 @@ def session_header(
     template: SiteTemplate,
     config: SessionConfig,
     case_label: str | None,
+    policy: object = None,
 ) -> SessionHeader:
-    """The first journal entry of a new session (a fresh session id)."""
+    """The first journal entry of a new session (a fresh session id), with its provenance
+    (:func:`agent.session.identity.header_provenance`: versions, case source, ``policy``)."""
     return SessionHeader(
         session_id=uuid.uuid4().hex[:12],
         config=config,
@@ -77,6 +79,7 @@ def session_header(
         case=case_identity(check.info, check.structures, case_label),
         structure_map=check.structure_map,
         original_objectives=check.original,
+        **header_provenance(check.info, policy),
     )
 
 
