@@ -12,7 +12,9 @@ import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from rtplan_common.models import FrozenModel, Identifier, Key, SafeText
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -20,8 +22,8 @@ Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 Priority = Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(FrozenModel):
+    """Base of every DTO: frozen; unknown fields, NaN and infinity refused; names checked."""
 
 
 class Technique(StrEnum):
@@ -84,7 +86,7 @@ class PlanInfo(_Frozen):
     ``backend`` (optional) describes the TPS behind the port, for the session's journal.
     """
 
-    plan_id: str
+    plan_id: Identifier
     technique: Technique
     total_dose_gy: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     fractions: Annotated[int, Field(ge=1)]
@@ -102,8 +104,8 @@ class PlanInfo(_Frozen):
 class StructureInfo(_Frozen):
     """A structure of the plan's structure set."""
 
-    structure_id: str
-    dicom_type: str  # PTV, CTV, GTV, ORGAN, EXTERNAL, AVOIDANCE, CONTROL, ...
+    structure_id: Identifier
+    dicom_type: Identifier  # PTV, CTV, GTV, ORGAN, EXTERNAL, AVOIDANCE, CONTROL, ...
     volume_cm3: NonNegFloat
     is_empty: bool = False
 
@@ -120,7 +122,7 @@ class PointObjective(_Frozen):
     """DVH point objective: at most (upper) / at least (lower) ``volume_pct`` above ``dose_gy``."""
 
     kind: Literal["point"] = "point"
-    structure_id: str
+    structure_id: Identifier
     operator: ObjectiveOperator
     dose_gy: NonNegFloat
     volume_pct: Percent
@@ -131,7 +133,7 @@ class MeanDoseObjective(_Frozen):
     """Upper mean-dose objective (ESAPI ``AddMeanDoseObjective``)."""
 
     kind: Literal["mean"] = "mean"
-    structure_id: str
+    structure_id: Identifier
     operator: Literal[ObjectiveOperator.UPPER] = ObjectiveOperator.UPPER
     dose_gy: NonNegFloat
     priority: Priority
@@ -141,7 +143,7 @@ class EudObjective(_Frozen):
     """Generalized EUD objective with volume-effect parameter ``parameter_a``."""
 
     kind: Literal["geud"] = "geud"
-    structure_id: str
+    structure_id: Identifier
     operator: ObjectiveOperator
     dose_gy: NonNegFloat
     parameter_a: FiniteFloat
@@ -208,8 +210,8 @@ class OptimizeRequest(_Frozen):
 class ObjectiveValue(_Frozen):
     """Value of one objective after optimization (``objective_key`` identifies it)."""
 
-    key: str
-    structure_id: str | None
+    key: Key
+    structure_id: Identifier | None
     value: NonNegFloat
 
 
@@ -218,11 +220,11 @@ class OptimizationResult(_Frozen):
 
     success: bool
     total_objective_value: NonNegFloat
-    structure_objective_values: dict[str, NonNegFloat]
+    structure_objective_values: dict[Identifier, NonNegFloat]
     objective_values: list[ObjectiveValue] = Field(default_factory=list)
     iterations: Annotated[int, Field(ge=0)]
     wall_time_s: NonNegFloat
-    message: str = ""
+    message: SafeText = ""
 
 
 class NormalizationMode(StrEnum):
@@ -237,7 +239,7 @@ class NormalizationRule(_Frozen):
     """Scale the dose so that ``structure_id`` receives ``dose_gy`` at ``volume_pct`` (or as mean)."""
 
     mode: NormalizationMode = NormalizationMode.DOSE_AT_VOLUME
-    structure_id: str
+    structure_id: Identifier
     dose_gy: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     volume_pct: Percent = 95.0
 
@@ -256,7 +258,7 @@ class DvhCurve(_Frozen):
     interpolate linearly between curve points, as a TPS does.
     """
 
-    structure_id: str
+    structure_id: Identifier
     volume_cm3: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     dose_gy: list[float]
     volume_pct: list[float]
@@ -352,4 +354,4 @@ class DoseSlice(_Frozen):
     spacing_mm: tuple[float, float]
     origin_mm: tuple[float, float]
     dose_gy: list[list[float]]
-    masks: dict[str, list[list[bool]]] = Field(default_factory=dict)
+    masks: dict[Identifier, list[list[bool]]] = Field(default_factory=dict)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from agent.templates.metric import Metric, MetricKind, MetricUnit
 from agent.templates.schema import Comparator, SiteTemplate
 from esapi_bridge import dvh_metrics
 from esapi_bridge.dto import DvhCurve
 from esapi_bridge.port import TpsSession
+from rtplan_common.models import FrozenModel
 
 #: A value within this distance of a goal's limit counts as meeting it (the DVH resolution:
 #: doses are binned at 0.01 Gy, so a normalized D95 can land a fraction of a bin off the limit).
@@ -36,8 +37,8 @@ class GoalStatus(StrEnum):
     FAILED = "failed"
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Result(FrozenModel):
+    """Base of evaluation results: frozen, NaN and infinity refused (they go into journals)."""
 
 
 class GoalResult(_Result):
@@ -89,7 +90,7 @@ class Evaluation(_Result):
     max_score: float | None
     all_priority1_met: bool
     all_priority1_acceptable: bool
-    skipped_goals: list[str] = []
+    skipped_goals: list[str] = Field(default_factory=list)
 
     def goal(self, goal_id: str) -> GoalResult:
         """The result of goal ``goal_id``."""

@@ -23,7 +23,7 @@ from typing import Annotated, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from esapi_bridge.dto import DoseSlice, DvhCurve, SlicePlane
 from esapi_bridge.errors import (
@@ -34,6 +34,7 @@ from esapi_bridge.errors import (
 )
 from esapi_bridge.port import TpsSession
 from rtplan_common.atomic_io import write_text_atomic
+from rtplan_common.models import StrictModel
 
 SNAPSHOT_SCHEMA_VERSION = 1
 #: Most points kept per DVH curve.
@@ -55,10 +56,8 @@ class SnapshotError(RuntimeError):
     """A snapshot file cannot be read back (malformed, wrong schema); names the file."""
 
 
-class DvhSnapshot(BaseModel):
+class DvhSnapshot(StrictModel):
     """Content of ``dvh_<label>.json``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     schema_version: int = SNAPSHOT_SCHEMA_VERSION
     label: str
@@ -66,15 +65,13 @@ class DvhSnapshot(BaseModel):
     missing: dict[str, str] = Field(default_factory=dict)  # structure id -> why no curve
 
 
-class EncodedSlice(BaseModel):
+class EncodedSlice(StrictModel):
     """A :class:`~esapi_bridge.dto.DoseSlice`, cropped, with its masks run-length encoded.
 
     ``masks_rle[sid]`` are alternating run lengths of ``False`` and ``True`` over the
     row-major flattened mask (the first run is ``False`` and may be 0). Structures
     absent from the plane are left out.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     plane: SlicePlane
     index: Annotated[int, Field(ge=0)]
@@ -88,10 +85,8 @@ class EncodedSlice(BaseModel):
     masks_rle: dict[str, list[int]] = Field(default_factory=dict)
 
 
-class SliceSnapshot(BaseModel):
+class SliceSnapshot(StrictModel):
     """Content of ``slices_<label>.json``; ``unavailable`` says why there are no planes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     schema_version: int = SNAPSHOT_SCHEMA_VERSION
     label: str
@@ -99,7 +94,7 @@ class SliceSnapshot(BaseModel):
     unavailable: str | None = None
 
 
-class PlanSnapshot(BaseModel):
+class PlanSnapshot(StrictModel):
     """A snapshot read back: curves by structure id and decoded slices by plane.
 
     ``slices_unavailable`` is the TPS's reason when it offers no dose planes;

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from agent.evaluation import Evaluation
 from agent.session.provenance import (
@@ -51,6 +51,7 @@ from esapi_bridge.dto import (
     OptimizationMode,
     OptimizationResult,
 )
+from rtplan_common.models import StrictModel
 
 TEMPLATE_POLICY = "template"  # proposal.policy of iteration 0
 REVERT_POLICY = "revert-to-best"  # proposal.policy of a final revert to the best iteration
@@ -66,7 +67,7 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _Record(BaseModel):
+class _Record(StrictModel):
     model_config = ConfigDict(extra="forbid")
 
 

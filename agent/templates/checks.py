@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from agent.templates.errors import TemplateProblems
+from agent.templates.limits import dose_problem, limit_problem, range_problem
 from agent.templates.metric import MetricKind, Quantity
 from agent.templates.names import simple_key
 from agent.templates.objectives import ObjectiveSpec
@@ -21,6 +24,7 @@ from agent.templates.specs import (
     StructureSpec,
 )
 from esapi_bridge.dto import objective_key
+from rtplan_common.models import validation_problems
 
 
 class TemplateParts(Protocol):
@@ -188,6 +192,8 @@ def _check_prescription(t: TemplateParts, known: set[str], p: Problems) -> None:
         )
     if not norm.value.compatible_with("Gy"):
         p.append(("prescription.normalization.value", _mismatch(norm.value, "Gy")))
+    elif not norm.value.resolve("Gy", rx.dose_gy) > 0.0:
+        p.append(("prescription.normalization.value", f"must be > 0 Gy; got {norm.value}"))
 
 
 def _mismatch(q: Quantity, unit: str) -> str:
@@ -213,17 +219,26 @@ def _check_objectives(t: TemplateParts, known: set[str], p: Problems) -> None:
             p.append((f"{f}.structure", _unknown(o.structure, known)))
         if o.dose is not None and not o.dose.compatible_with("Gy"):
             p.append((f"{f}.dose", _mismatch(o.dose, "Gy")))
+        elif o.dose is not None and (problem := dose_problem(o.dose, o.dose.resolve("Gy", rx))):
+            p.append((f"{f}.dose", problem))
         for name in type(o.range).model_fields:
             if getattr(o.range, name) is not None and name not in _RANGE_FIELDS[o.kind]:
                 p.append((f"{f}.range.{name}", f"not a parameter of a {o.kind!r} objective"))
         if o.range.dose is not None:
-            for q in o.range.dose:
+            for j, q in enumerate(o.range.dose):
                 if not q.compatible_with("Gy"):
-                    p.append((f"{f}.range.dose", _mismatch(q, "Gy")))
+                    p.append((f"{f}.range.dose[{j}]", _mismatch(q, "Gy")))
+                elif problem := dose_problem(q, q.resolve("Gy", rx)):
+                    p.append((f"{f}.range.dose[{j}]", problem))
         if len(p) > before:
             continue
         try:
             obj = o.to_objective(o.structure, rx)
+        except ValidationError as exc:
+            # the port's checks (e.g. a gEUD parameter a of 0): named as the template writes them
+            for field, reason in validation_problems(exc):
+                p.append((f"{f}.{field.removesuffix('_gy')}", reason))
+            continue
         except ValueError as exc:
             p.append((f, f"invalid objective: {exc}"))
             continue
@@ -270,6 +285,10 @@ def _check_goals(t: TemplateParts, known: set[str], p: Problems) -> None:
             q: Quantity = getattr(g, name)
             if not q.compatible_with(unit):
                 p.append((f"{f}.{name}", _mismatch(q, unit)))
+            elif name == "limit":
+                value = q.resolve(unit, t.prescription.dose_gy)
+                if problem := limit_problem(g.metric, g.comparator, q, value):
+                    p.append((f"{f}.limit", problem))
         if g.variation.value < 0:
             p.append((f"{f}.variation", "must be >= 0"))
         if g.structure not in known:
@@ -303,6 +322,13 @@ def _check_score(t: TemplateParts, known: set[str], p: Problems) -> None:
         if bad:
             continue
         full, zero = c.full.resolve(unit, rx), c.zero.resolve(unit, rx)
+        impossible = False
+        for name, value in (("full", full), ("zero", zero)):
+            if problem := range_problem(c.metric, getattr(c, name), value):
+                p.append((f"{f}.{name}", f"no plan can reach this threshold: {problem}"))
+                impossible = True
+        if impossible:
+            continue
         if c.comparator == "<=" and not full < zero:
             p.append(
                 (

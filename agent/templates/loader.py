@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from agent.templates.errors import TemplateError, TemplateProblems
 from agent.templates.schema import SiteTemplate
+from rtplan_common.models import validation_problems
 
 TEMPLATE_PACKAGE = "site_templates"
 _SUFFIXES = (".yaml", ".yml")
@@ -89,31 +90,10 @@ def parse_template(text_or_data: str | Mapping[str, Any], source: str = "<string
         raise TemplateError(source, _problems(exc)) from None
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in part or part.startswith("function-") or part in ("tagged-union",):
-            continue  # pydantic's internal validator tags
-        else:
-            out += f".{part}" if out else part
-    return out
+def _template_problems(exc: BaseException) -> list[tuple[str, str]] | None:
+    return exc.problems if isinstance(exc, TemplateProblems) else None
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for err in exc.errors():
-        field = _loc(tuple(err["loc"]))
-        inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, TemplateProblems):
-            for f, reason in inner.problems:
-                problems.append((f"{field}.{f}" if field else f, reason))
-            continue
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "missing required field"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        problems.append((field or "<root>", msg))
-    return problems
+    """The problems of ``exc``, each naming the field as the YAML writes it, and the value."""
+    return validation_problems(exc, expand=_template_problems)

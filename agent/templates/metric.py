@@ -16,11 +16,14 @@ A bare ``D95`` or ``V95%`` is rejected: the volume unit (``%`` or ``cc``) and th
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError
+
+from rtplan_common.models import FrozenModel, validation_problems
 
 #: Unit of a metric's value.
 MetricUnit = Literal["Gy", "%", "cm3", ""]
@@ -48,7 +51,7 @@ class MetricKind(StrEnum):
     GI = "gi"
 
 
-class Metric(BaseModel):
+class Metric(FrozenModel):
     """A parsed DVH metric.
 
     Attributes
@@ -59,8 +62,6 @@ class Metric(BaseModel):
     dose : for ``V`` metrics, the dose level (``dose_unit`` "Gy", or "Rx" as a fraction).
     unit : unit of the metric's value ("Gy", "%", "cm3" or "" for indices).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     text: str
     kind: MetricKind
@@ -206,14 +207,13 @@ def _check_out(original: str, out: str | None, allowed: tuple[str, ...]) -> str 
     return out
 
 
-class Quantity(BaseModel):
+class Quantity(FrozenModel):
     """A number with a unit as written in a template; ``Rx`` values are fractions of Rx.
 
     ``"1.07 Rx"`` and ``"107 %Rx"`` are both ``Quantity(value=1.07, unit="Rx")``;
     ``"4500 cGy"`` is ``Quantity(value=45.0, unit="Gy")``; a bare number has unit "".
+    NaN and infinity are refused.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     value: float
     unit: QuantityUnit = ""
@@ -256,9 +256,14 @@ def parse_quantity(value: Any) -> Quantity:
     if isinstance(value, bool):
         raise MetricError(f"expected a number or a number with a unit, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise MetricError(f"expected a finite number, got {value!r}")
         return Quantity(value=float(value))
     if isinstance(value, dict):
-        return Quantity.model_validate(value)
+        try:
+            return Quantity.model_validate(value)
+        except ValidationError as exc:
+            raise MetricError("; ".join(f"{f}: {r}" for f, r in validation_problems(exc))) from None
     if not isinstance(value, str):
         raise MetricError(f"expected a number or a number with a unit, got {value!r}")
     m = _Q_RE.match(re.sub(r"\s+", "", value).lower())
@@ -269,5 +274,7 @@ def parse_quantity(value: Any) -> Quantity:
             f"unknown unit {m['unit']!r} in {value!r}; use Gy, cGy, Rx, %Rx, %, cc or cm3"
         )
     unit, factor = _Q_UNITS[m["unit"]]
-    number = float(m["num"]) * (10.0 ** int(m["exp"]) if m["exp"] else 1.0)
-    return Quantity(value=number * factor, unit=unit)
+    number = float(f"{m['num']}e{m['exp'] or 0}") * factor
+    if not math.isfinite(number):
+        raise MetricError(f"expected a finite number, got {value!r}")
+    return Quantity(value=number, unit=unit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
 from agent.templates.metric import Metric, Quantity, parse_metric, parse_quantity
 from esapi_bridge.dto import (
@@ -15,6 +15,7 @@ from esapi_bridge.dto import (
     ObjectiveOperator,
     PointObjective,
 )
+from rtplan_common.models import FrozenModel, Identifier, SafeText
 
 
 def _to_metric(value: Any) -> Any:
@@ -30,24 +31,30 @@ QuantityField = Annotated[Quantity, BeforeValidator(_to_quantity), PlainSerializ
 Bounds = tuple[float, float]
 QuantityBounds = tuple[QuantityField, QuantityField]
 
+# the values each TPP may take (those of the port's DTOs)
+VolumePct = Annotated[float, Field(ge=0.0, le=100.0)]
+PriorityValue = Annotated[float, Field(ge=0.0, le=1000.0)]
+ParameterA = Annotated[float, Field(ge=-100.0, le=100.0)]
+DistanceMm = Annotated[float, Field(ge=0.0, le=100.0)]
+DosePct = Annotated[float, Field(ge=0.0, le=200.0)]
+FallOff = Annotated[float, Field(ge=0.0, le=10.0)]
 
-class Spec(BaseModel):
-    """Base of template models: frozen, unknown fields rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Spec(FrozenModel):
+    """Base of template models: frozen; unknown fields, NaN and infinity refused; names checked."""
 
 
 class TppRangeSpec(Spec):
     """Bounds a policy may move an objective's parameters in (as written in the template)."""
 
     dose: QuantityBounds | None = None
-    volume_pct: Bounds | None = None
-    priority: Bounds | None = None
-    parameter_a: Bounds | None = None
-    distance_from_target_border_mm: Bounds | None = None
-    start_dose_pct: Bounds | None = None
-    end_dose_pct: Bounds | None = None
-    fall_off: Bounds | None = None
+    volume_pct: tuple[VolumePct, VolumePct] | None = None
+    priority: tuple[PriorityValue, PriorityValue] | None = None
+    parameter_a: tuple[ParameterA, ParameterA] | None = None
+    distance_from_target_border_mm: tuple[DistanceMm, DistanceMm] | None = None
+    start_dose_pct: tuple[DosePct, DosePct] | None = None
+    end_dose_pct: tuple[DosePct, DosePct] | None = None
+    fall_off: tuple[FallOff, FallOff] | None = None
 
 
 class TppRange(Spec):
@@ -67,18 +74,18 @@ class ObjectiveSpec(Spec):
     """An initial optimization objective (the DTO kinds point / mean / geud / nto) and its range."""
 
     kind: Literal["point", "mean", "geud", "nto"]
-    structure: str | None = None
+    structure: Identifier | None = None
     operator: ObjectiveOperator | None = None
     dose: QuantityField | None = None
-    volume_pct: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
-    priority: Annotated[float, Field(ge=0.0, le=1000.0)]
-    parameter_a: float | None = None
-    distance_from_target_border_mm: float | None = None
-    start_dose_pct: float | None = None
-    end_dose_pct: float | None = None
-    fall_off: float | None = None
+    volume_pct: VolumePct | None = None
+    priority: PriorityValue
+    parameter_a: ParameterA | None = None
+    distance_from_target_border_mm: DistanceMm | None = None
+    start_dose_pct: DosePct | None = None
+    end_dose_pct: DosePct | None = None
+    fall_off: FallOff | None = None
     range: TppRangeSpec = TppRangeSpec()
-    note: str = ""
+    note: SafeText = ""
 
     def to_objective(self, structure_id: str | None, rx_gy: float) -> Objective:
         """The DTO objective on plan structure ``structure_id`` with doses resolved at ``rx_gy``."""

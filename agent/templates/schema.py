@@ -33,6 +33,7 @@ from agent.templates.specs import (
     TechniqueSpec,
 )
 from esapi_bridge.dto import NormalizationMode, NormalizationRule, Objective, objective_key
+from rtplan_common.models import Identifier, SafeText
 
 __all__ = [
     "DICOM_TYPES",
@@ -54,16 +55,16 @@ __all__ = [
 class SiteTemplate(Spec):
     """A treatment site's protocol as data (see the module docstring)."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    description: str
-    scenario: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+    description: SafeText
+    scenario: Identifier
     technique: TechniqueSpec
     prescription: PrescriptionSpec
     structures: Annotated[list[StructureSpec], Field(min_length=1)]
     objectives: Annotated[list[ObjectiveSpec], Field(min_length=1)]
     goals: Annotated[list[GoalSpec], Field(min_length=1)]
     score: ScoreSpec | None = None
-    references: list[str] = Field(default_factory=list)
+    references: list[SafeText] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self) -> SiteTemplate:

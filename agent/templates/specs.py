@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from agent.templates.metric import Quantity
 from agent.templates.objectives import MetricField, QuantityField, Spec
 from esapi_bridge.dto import Technique
+from rtplan_common.models import Identifier, Key, SafeText
 
 DICOM_TYPES = frozenset(
     {"PTV", "CTV", "GTV", "ORGAN", "EXTERNAL", "AVOIDANCE", "CONTROL", "SUPPORT", "MARKER"}
@@ -62,7 +63,7 @@ class TechniqueSpec(Spec):
 class NormalizationSpec(Spec):
     """Normalization after optimization, e.g. ``PTV D95% = 1.0 Rx`` (``Mean`` also allowed)."""
 
-    structure: str
+    structure: Identifier
     metric: MetricField
     value: QuantityField = Quantity(value=1.0, unit="Rx")
 
@@ -72,8 +73,8 @@ class PrescriptionSpec(Spec):
 
     dose_gy: Annotated[float, Field(gt=0.0, le=200.0)]
     fractions: Annotated[int, Field(ge=1, le=100)]
-    target: str
-    dose_levels_gy: dict[str, Annotated[float, Field(gt=0.0, le=200.0)]] = Field(
+    target: Identifier
+    dose_levels_gy: dict[Identifier, Annotated[float, Field(gt=0.0, le=200.0)]] = Field(
         default_factory=dict
     )
     normalization: NormalizationSpec | None = None
@@ -97,12 +98,12 @@ class DeriveSpec(Spec):
     """
 
     op: Literal["subtract", "ring", "union", "expand"]
-    source: str
-    others: list[str] = Field(default_factory=list)
+    source: Identifier
+    others: list[Identifier] = Field(default_factory=list)
     margin_mm: Annotated[float, Field(ge=-50.0, le=100.0)] = 0.0
     inner_mm: Annotated[float, Field(ge=0.0, le=200.0)] | None = None
     outer_mm: Annotated[float, Field(ge=0.0, le=200.0)] | None = None
-    crop_to: str | None = None
+    crop_to: Identifier | None = None
 
     @model_validator(mode="after")
     def _op_fields(self) -> DeriveSpec:
@@ -128,12 +129,12 @@ class DeriveSpec(Spec):
 class StructureSpec(Spec):
     """A template structure: canonical id, aliases, DICOM type, required or optional."""
 
-    id: Annotated[str, Field(min_length=1, max_length=64)]
-    dicom_type: str
-    aliases: list[str] = Field(default_factory=list)
+    id: Identifier
+    dicom_type: Identifier
+    aliases: list[Identifier] = Field(default_factory=list)
     required: bool = True
     derive: DeriveSpec | None = None
-    description: str = ""
+    description: SafeText = ""
 
     @property
     def is_target(self) -> bool:
@@ -157,14 +158,14 @@ class GoalSpec(Spec):
     Priority 1 = must, 2 = should, 3 = report.
     """
 
-    id: str = ""
-    structure: str
+    id: Key = ""  # default: "structure:metric"
+    structure: Identifier
     metric: MetricField
     comparator: Comparator
     limit: QuantityField
     variation: QuantityField = Quantity(value=0.0)
     priority: Literal[1, 2, 3]
-    note: str = ""
+    note: SafeText = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -176,8 +177,8 @@ class CriterionSpec(Spec):
     """A score criterion: ``weight`` points at or better than ``full``, 0 at or worse than
     ``zero``, linear in between (``comparator`` "<=": lower is better; ">=": higher is better)."""
 
-    id: str = ""
-    structure: str
+    id: Key = ""  # default: "structure:metric"
+    structure: Identifier
     metric: MetricField
     comparator: Literal["<=", ">="]
     full: QuantityField
