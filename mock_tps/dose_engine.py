@@ -1,30 +1,29 @@
-"""6 MV photon pencil-beam dose engine: the dose-influence matrix of a case's beam set.
+"""6 MV photon pencil-beam dose engine: the dose-influence operator of a case's beam set.
 
-Dose of beamlet ``(i, j)`` (unit weight) in a voxel at central-axis distance ``L`` from the source,
-isocenter-plane position ``(a, b)`` (divergent projection) and radiological depth ``d``::
+The kernel (:mod:`mock_tps.kernel`) knows no field size: a narrow primary and six broad
+components (near and far phantom scatter, extra-focal head scatter, electron contamination) whose
+superposition gives the field-size dependence of depth dose, profiles and output. Fitted to the
+TrueBeam 6X golden beam data (``bench/fit_beam.py``, :class:`EngineParams`).
 
-    D = output * T(d) / max(T) * (SAD / L)^2 * F(a - i s, sigma') * F(b - j s, sigma')
+- Primary: sparse fine matrix (:mod:`mock_tps.pencil_beam`), radiological depth along divergent
+  rays, the lateral electron spread scaled by 1 / density (it widens in lung), entries below
+  ``dose_cutoff_fraction`` of their beamlet's maximum dropped (their dose given back to the kept
+  entries of the voxel).
+- Broad part: dense nodes x columns block on a coarse grid (about ``broad_grid_mm``), interpolated
+  to the voxels (:mod:`mock_tps.scatter`); an arc's control points within ``arc_group_deg`` share
+  columns. Exact to its tail (no lateral cut-off, no sampling).
+- Collimator transmission (``collimator_transmission``, cited there) through the beam's closed
+  beamlets, as a weight transform (:class:`mock_tps.dose_influence.DoseOperator`).
+- Absolute scale: unit weights on a 10 x 10 cm field at SSD 100 cm give
+  ``output_gy_per_unit_weight * (SAD / (SAD + dmax))^2`` at the central-axis maximum.
 
-- ``T(d)``: depth dose with build-up, primary attenuation and scatter build-up, fitted to the
-  BJR Supplement 25 6 MV, 10 x 10 cm2, SSD 100 cm depth dose (see :class:`EngineParams`).
-- ``(SAD / L)^2``: inverse square (beamlet weights are fluences in the isocenter plane).
-- ``F(x, sigma') = [erf((x + s/2) / (sqrt2 sigma')) - erf((x - s/2) / (sqrt2 sigma'))] / 2``: the
-  square beamlet aperture (side ``s``) convolved with a Gaussian whose sigma grows with depth,
-  ``sigma' = sigma(d) * SAD / L`` in the isocenter plane.
-- ``d`` is integrated through ``case.density`` inside the body (zero outside: depth starts at the
-  skin) along divergent rays (:mod:`mock_tps.radiological_depth`).
-- Absolute scale: unit weight on every beamlet of a broad field gives ``output_gy_per_unit_weight``
-  (1 Gy) at the depth-dose maximum on the central axis at the isocenter distance; for a 10 x 10 cm
-  field at SSD 100 cm that is 0.97 Gy at dmax (15 mm).
-- Entries below ``dose_cutoff_fraction`` of their beamlet's maximum are dropped; the dose they
-  carried is given back to the kept entries of the same voxel (an open field keeps its dose).
+Known simplifications: no obliquity or interface (build-up/down) corrections beyond the
+radiological depth; the broad components are not density-scaled laterally; transmission covers the
+beam's beamlets (the target projection plus margin), not the rest of the jaw rectangle.
 
-Known simplifications: one Gaussian lateral kernel (no long-range scatter tail, no field-size
-dependence of output or depth dose), no obliquity or lateral-disequilibrium corrections.
-
-Memory: entries are built beam by beam (float32 values, 16-bit beamlet indices within a beam) and
-scattered into the final CSR arrays (float32, int32 indices): about 14 bytes per non-zero at the
-peak, 8 in the result.
+Memory: primary entries are built beam by beam (float32 values, 16-bit beamlet indices within a
+beam) and scattered into the final CSR arrays (about 14 bytes per non-zero at the peak, 8 in the
+result); the broad block is nodes x columns float32.
 """
 
 from __future__ import annotations
@@ -37,20 +36,22 @@ from numpy.typing import NDArray
 from esapi_bridge.errors import InvalidInput
 from mock_tps.beams import beam_geometry, default_body_probe_radius_mm, select_beamlets
 from mock_tps.case import Case
-from mock_tps.dose_influence import DoseInfluence
+from mock_tps.dose_influence import BroadDose, DoseInfluence
 from mock_tps.engine_params import EngineParams
+from mock_tps.kernel import lateral_scale
 from mock_tps.pencil_beam import BeamEntries, CaseArrays, beam_entries
+from mock_tps.scatter import broad_operator, coarse_grid
 
 __all__ = ["ENGINE_VERSION", "EngineParams", "compute_dose_influence"]
 
 #: Bump when the physics or the matrix layout changes (part of the on-disk cache key).
-ENGINE_VERSION = "pencil-beam-1"
+ENGINE_VERSION = "pencil-beam-2"
 
 #: Relative electron density accepted inside the body.
 MAX_DENSITY = 20.0
 
 
-def _case_arrays(case: Case) -> CaseArrays:
+def _case_arrays(case: Case, p: EngineParams) -> CaseArrays:
     body = case.body_mask
     density = np.asarray(case.density, dtype=np.float32)
     inside = density[body]
@@ -69,6 +70,8 @@ def _case_arrays(case: Case) -> CaseArrays:
         density=np.where(body, density, np.float32(0.0)).astype(np.float32),
         density_max=max(float(inside.max()), 1e-3),
         min_spacing_mm=float(min(grid.spacing_mm)),
+        inside=body.astype(np.float32),
+        lateral_scale_max=float(lateral_scale(p, np.array([float(inside.min())]))[0]),
     )
 
 
@@ -127,7 +130,7 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
         source lies inside or too close to the patient, or the density is not usable.
     """
     p = params if params is not None else EngineParams()
-    arrays = _case_arrays(case)
+    arrays = _case_arrays(case, p)
     beam_set = case.beams
     target_pts = case.grid.centres_mm(np.flatnonzero(case.target_mask))
     probe_mm = default_body_probe_radius_mm(case)
@@ -135,6 +138,7 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
     n_cols: list[int] = []
     beam_of: list[NDArray[np.int32]] = []
     ij_parts: list[NDArray[np.int32]] = []
+    grids = []
     for k in range(len(beam_set.beams)):
         geom = beam_geometry(beam_set, k)
         a, b, dist = geom.project_columns(arrays.xyz_mm)
@@ -147,21 +151,26 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
             b,
             probe_mm,
         )
+        grids.append(grid_b)
         parts.append(beam_entries(arrays, grid_b, a, b, dist, p))
         n_cols.append(grid_b.n_beamlets)
         beam_of.append(np.full(grid_b.n_beamlets, k, dtype=np.int32))
         ij_parts.append(grid_b.ij)
         del a, b, dist
     n_rows = int(arrays.xyz_mm.shape[1])
+    coarse = coarse_grid(case.grid, case.body_mask, p)
+    values, column_of = broad_operator(coarse, arrays.density, case.grid, grids, p)
     del arrays
     matrix = _assemble_csr(parts, n_cols, n_rows)
     logger.debug(
-        "dose influence of {}: {} voxels x {} beamlets ({} beams), nnz {:,}",
+        "dose influence of {}: {} voxels x {} beamlets ({} beams), primary nnz {:,}, "
+        "broad {} nodes x {} columns",
         case.name,
         n_rows,
         matrix.shape[1],
         len(beam_set.beams),
         matrix.nnz,
+        *values.shape,
     )
     return DoseInfluence(
         matrix=matrix,
@@ -169,4 +178,6 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
         grid_shape=case.grid.shape,
         beamlet_beam=np.concatenate(beam_of),
         beamlet_ij=np.concatenate(ij_parts).astype(np.int32),
+        broad=BroadDose(values, column_of, coarse.interp),
+        transmission=p.collimator_transmission,
     )

@@ -151,23 +151,6 @@ class EngineParams:
                     f"EngineParams.{f.name} must be within {lo:g}..{hi:g}, got {value!r}"
                 )
 
-    def sigma_mm(self, depth_mm: object) -> object:  # transitional: the old engine's API
-        """Water primary sigma at depth (mm)."""
-        import numpy as np
-
-        d = np.asarray(depth_mm, dtype=np.float32)
-        return np.asarray(self.sigma_at_surface_mm + self.sigma_growth_mm_per_mm * d, np.float32)
-
-    def depth_dose(self, depth_mm: object) -> object:  # transitional: the old engine's API
-        """Primary depth amplitude relative to its maximum."""
-        import numpy as np
-
-        from mock_tps.kernel import primary_amplitude
-
-        d = np.asarray(depth_mm, dtype=np.float32)
-        top = float(primary_amplitude(self, np.linspace(0, 60, 601), np.zeros(601)).max())
-        return np.asarray(primary_amplitude(self, d, np.zeros_like(d)) / top, np.float32)
-
     def fitted(self) -> dict[str, float]:
         """The fitted parameters (:data:`FITTED_FIELDS`) and their values."""
         return {name: float(getattr(self, name)) for name in FITTED_FIELDS}

@@ -34,7 +34,7 @@ from esapi_bridge.errors import (
     OptimizationFailed,
     UnknownStructure,
 )
-from mock_tps.dose_influence import DoseInfluence
+from mock_tps.dose_influence import DoseInfluence, DoseOperator
 from mock_tps.row_sampling import (
     SamplingBudget,
     neighbour_pairs,
@@ -158,8 +158,10 @@ class ObjectiveTerm:
 class FluenceProblem:
     """Objectives on sampled rows of a dose-influence matrix, ready for :func:`optimize_fluence`.
 
-    ``matrix`` is the float32 CSR restriction of ``dij.matrix`` to ``rows`` (the union of
-    every sampled structure, the whole target and the normal-tissue sample).
+    ``matrix`` is the float32 CSR restriction of ``dij.matrix`` (the primary) to ``rows`` (the
+    union of every sampled structure, the whole target and the normal-tissue sample);
+    ``operator`` is the whole dose operator on those rows (primary, broad part, transmission):
+    the optimizer's dose and gradient use it.
     """
 
     dij: DoseInfluence
@@ -182,6 +184,14 @@ class FluenceProblem:
     neighbour_pairs: tuple[IntArray, IntArray] = field(
         default_factory=lambda: (np.zeros(0, np.int64), np.zeros(0, np.int64))
     )
+    operator: DoseOperator | None = None
+
+    @property
+    def dose_operator(self) -> DoseOperator:
+        """The operator on the problem's rows (``matrix`` alone for hand-made problems)."""
+        if self.operator is not None:
+            return self.operator
+        return DoseOperator(self.matrix, None, self.dij.beamlet_beam, 0.0)
 
     @property
     def n_beamlets(self) -> int:
@@ -352,7 +362,8 @@ def build_problem(
     target_local = (
         np.searchsorted(union, target_rows) if target_rows.size else np.arange(union.size)
     )
-    ones_dose = np.asarray(matrix @ np.ones(matrix.shape[1], dtype=np.float32), dtype=np.float64)
+    operator = dij.operator(union, matrix)
+    ones_dose = np.asarray(operator.dose(np.ones(matrix.shape[1], np.float32)), dtype=np.float64)
     mean_target = float(ones_dose[target_local].mean())
     if not (math.isfinite(mean_target) and mean_target > 0.0):
         raise OptimizationFailed("no beamlet delivers dose to the target: cannot optimize")
@@ -375,5 +386,6 @@ def build_problem(
         nto_distance_mm=nto.distance_mm if nto else None,
         nto_weights=nto.weights if nto else None,
         neighbour_pairs=neighbour_pairs(dij),
+        operator=operator,
     )
     return replace(problem, terms=_make_terms(objs, problem))

@@ -95,8 +95,7 @@ class _Evaluator:
 
     def __init__(self, problem: FluenceProblem, smoothness_weight: float) -> None:
         self.problem = problem
-        self.matrix = problem.matrix
-        self.matrix_t = problem.matrix.T  # CSC view of the transpose: no copy
+        self.operator = problem.dose_operator
         self.scale = problem.weight_scale
         self.n_rows = problem.matrix.shape[0]
         self.laplacian: sp.csr_matrix | None = None
@@ -115,7 +114,7 @@ class _Evaluator:
 
     def dose(self, x: FloatArray) -> NDArray[np.float32]:
         w = (x * self.scale).astype(np.float32)
-        return np.asarray(self.matrix @ w, dtype=np.float32)
+        return self.operator.dose(w)
 
     def term_values(
         self, dose: NDArray[np.float32], with_gradient: bool
@@ -145,7 +144,7 @@ class _Evaluator:
     def __call__(self, x: FloatArray) -> tuple[float, FloatArray]:
         values, grad_dose = self.term_values(self.dose(x), with_gradient=True)
         assert grad_dose is not None
-        grad = np.asarray(self.matrix_t @ grad_dose.astype(np.float32), dtype=np.float64)
+        grad = np.asarray(self.operator.adjoint(grad_dose.astype(np.float32)), dtype=np.float64)
         grad *= self.scale
         total = math.fsum(values)
         s_value, s_grad = self.smoothness(x)
@@ -191,7 +190,7 @@ def delivery_measures(problem: FluenceProblem, weights: FloatArray) -> tuple[flo
     beam_mu = np.zeros(int(b.max()) + 1)
     np.maximum.at(beam_mu, row_beam, row_mu)
     # open fields with the same mean target dose: uniform weight c per beamlet
-    dose = np.asarray(problem.matrix @ w.astype(np.float32), dtype=np.float64)
+    dose = np.asarray(problem.dose_operator.dose(w.astype(np.float32)), dtype=np.float64)
     mean_target = float(dose[problem.target_rows].mean())
     c = mean_target * problem.weight_scale / problem.prescription_gy
     n_beams = np.unique(b).size

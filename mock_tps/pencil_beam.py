@@ -1,4 +1,5 @@
-"""Dose-influence entries of one beam: the pencil-beam kernel of :mod:`mock_tps.dose_engine`.
+"""Dose-influence entries of one beam: the primary (narrow) part of the kernel of
+:mod:`mock_tps.kernel`; the broad parts are in :mod:`mock_tps.scatter`.
 
 Steps: (1) pre-select the body voxels within reach of the beam's beamlets (bounding box, then a
 distance transform of the beamlet region against an upper bound of each voxel's reach);
@@ -23,7 +24,14 @@ from scipy import ndimage, special
 from mock_tps.beams import BeamletGrid
 from mock_tps.engine_params import EngineParams
 from mock_tps.grid import Grid
-from mock_tps.radiological_depth import radiological_depth_mm
+from mock_tps.kernel import (
+    horn,
+    lateral_scale,
+    normalization,
+    primary_amplitude,
+    primary_sigma_mm,
+)
+from mock_tps.radiological_depth import depth_and_density
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
@@ -43,6 +51,8 @@ class CaseArrays:
     density: F32  # on the grid, zero outside the body
     density_max: float
     min_spacing_mm: float
+    inside: F32  # 1 in the body, 0 outside, on the grid
+    lateral_scale_max: float  # the largest 1 / density the lateral spread may get
 
 
 @dataclass
@@ -110,7 +120,11 @@ def _candidates(
     i_hi, j_hi = (int(v) for v in ij.max(axis=0))
     # generous bounding box: the deepest possible radiological depth, the nearest distance
     span = float(dist.max() - dist.min()) + 2.0 * arrays.min_spacing_mm
-    sigma_big = float(p.sigma_mm(arrays.density_max * span * 1.05)) * sad / float(dist.min())
+    scale = arrays.lateral_scale_max
+    deep = arrays.density_max * span * 1.05
+    sigma_big = float(
+        primary_sigma_mm(p, np.array([deep]), np.array([float(dist.min())]), scale)[0]
+    )
     reach_big = float(reach_mm(np.array([sigma_big]), size, cutoff)[0]) + size
     box = (
         (a >= (i_lo - 0.5) * size - reach_big)
@@ -125,7 +139,8 @@ def _candidates(
     # with the distance to the nearest beamlet (distance transform on a 1/5-beamlet raster)
     path_max = math.sqrt(1.0 + float(np.max(a_c**2 + b_c**2)) / sad**2)
     depth_up = (d_c - np.float32(start)) * np.float32(arrays.density_max * path_max)
-    reach_up = _reach_interp_mm(p.sigma_mm(depth_up) * (np.float32(sad) / d_c), size, cutoff)
+    sigma_up = primary_sigma_mm(p, depth_up, d_c, scale).astype(np.float32)
+    reach_up = _reach_interp_mm(sigma_up, size, cutoff)
     sub = 5
     pitch = size / sub
     pad = math.ceil(reach_big / pitch) + sub
@@ -183,11 +198,24 @@ def beam_entries(
     a_c, b_c, d_c = a[idx], b[idx], dist[idx]
 
     step = p.ray_step_fraction * arrays.min_spacing_mm
-    depth = radiological_depth_mm(
-        arrays.density, arrays.grid, geom, a_c, b_c, d_c, start, step, step
+    depth, rho = depth_and_density(
+        arrays.density,
+        arrays.grid,
+        geom,
+        a_c,
+        b_c,
+        d_c,
+        start,
+        step,
+        step,
+        p.density_length_mm,
+        arrays.inside,
     )
-    dd = p.depth_dose(depth) * (sad / d_c) ** 2 * np.float32(p.output_gy_per_unit_weight)
-    sigma = p.sigma_mm(depth) * (sad / d_c)  # in the isocenter plane
+    r2 = (a_c.astype(np.float64) ** 2 + b_c.astype(np.float64) ** 2) * 1e-4
+    amp = primary_amplitude(p, depth, r2) * normalization(p)
+    dd = (amp * (float(sad) / d_c.astype(np.float64)) ** 2).astype(np.float32)
+    # isocenter-plane sigma; 1 / density widens the electron part (lung)
+    sigma = primary_sigma_mm(p, depth, d_c, lateral_scale(p, rho)).astype(np.float32)
     q = (np.float32(size / _SQRT2) / sigma).astype(np.float32)
     reach_max = float(reach_mm(np.array([float(sigma.max())]), size, float(cutoff))[0])
     k_half = max(1, math.ceil(reach_max / size + 0.5))
@@ -265,9 +293,13 @@ def beam_entries(
     if not parts:
         return BeamEntries.empty()
     col_dtype = np.uint16 if len(ij) <= np.iinfo(np.uint16).max else np.int32
+    cols = np.concatenate([x[2].astype(col_dtype) for x in parts])
+    vals = np.concatenate([x[3] for x in parts])
+    centres = grid_b.centres_mm
+    vals *= horn(p, centres[:, 0], centres[:, 1]).astype(np.float32)[cols]  # the beam's horns
     return BeamEntries(
         rows=np.concatenate([x[0] for x in parts]),
         counts=np.concatenate([x[1] for x in parts]),
-        cols=np.concatenate([x[2].astype(col_dtype) for x in parts]),
-        vals=np.concatenate([x[3] for x in parts]),
+        cols=cols,
+        vals=vals,
     )

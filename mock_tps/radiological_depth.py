@@ -37,6 +37,31 @@ def radiological_depth_mm(
 ) -> F32:
     """Water-equivalent depth (mm) of points given in beam coordinates.
 
+    See :func:`depth_and_density` for the parameters.
+    """
+    return depth_and_density(
+        density, grid, geometry, a_mm, b_mm, dist_mm, start_dist_mm, step_mm, lateral_pitch_mm
+    )[0]
+
+
+def depth_and_density(
+    density: F32,
+    grid: Grid,
+    geometry: BeamGeometry,
+    a_mm: F32,
+    b_mm: F32,
+    dist_mm: F32,
+    start_dist_mm: float,
+    step_mm: float,
+    lateral_pitch_mm: float,
+    density_length_mm: float = 0.0,
+    inside: F32 | None = None,
+) -> tuple[F32, F32]:
+    """Water-equivalent depth (mm) of points given in beam coordinates, and the mean density
+    along the ray over the last ``density_length_mm`` of central-axis distance before each point
+    (all ones when ``density_length_mm`` is 0). ``inside`` (1 in the body, 0 outside, on the
+    grid) limits that mean to the part of the ray inside the body (no widening at the skin).
+
     Parameters
     ----------
     density
@@ -55,7 +80,7 @@ def radiological_depth_mm(
     """
     n = a_mm.size
     if n == 0:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros(0, dtype=np.float32), np.ones(0, dtype=np.float32)
     sad = geometry.source_axis_distance_mm
     pitch = float(lateral_pitch_mm)
     a0 = float(a_mm.min()) - pitch
@@ -75,6 +100,8 @@ def radiological_depth_mm(
     w_idx = geometry.w_axis / spacing
 
     depth = np.empty((na, nb, nd), dtype=np.float32)
+    want_body = density_length_mm > 0.0 and inside is not None
+    body = np.empty((na, nb, nd), dtype=np.float32) if want_body else depth
     rows_per_chunk = max(1, _CHUNK_NODES // (nb * nd))
     for start in range(0, na, rows_per_chunk):
         a_chunk = a_nodes[start : start + rows_per_chunk]
@@ -87,20 +114,40 @@ def radiological_depth_mm(
         coords = np.empty((3, a_chunk.size, nb, nd), dtype=np.float32)
         for axis in range(3):
             coords[axis] = src_idx[axis] + direction[:, :, axis, None] * d_nodes[None, None, :]
-        rho = ndimage.map_coordinates(
-            density, coords, order=1, mode="constant", cval=0.0, output=np.float32
-        )
-        del coords
-        cum = np.cumsum(rho, axis=2, dtype=np.float32)
-        cum -= 0.5 * (rho + rho[:, :, :1])
         path = np.sqrt(1.0 + (a_chunk[:, None] ** 2 + b_nodes[None, :] ** 2) / (sad * sad)).astype(
             np.float32
         )
-        depth[start : start + a_chunk.size] = cum * (path[:, :, None] * np.float32(step_mm))
+        for volume, out_lattice in (
+            ((density, depth), (inside, body)) if want_body else ((density, depth),)
+        ):
+            assert volume is not None
+            rho = ndimage.map_coordinates(
+                volume, coords, order=1, mode="constant", cval=0.0, output=np.float32
+            )
+            cum = np.cumsum(rho, axis=2, dtype=np.float32)
+            cum -= 0.5 * (rho + rho[:, :, :1])
+            out_lattice[start : start + a_chunk.size] = cum * (
+                path[:, :, None] * np.float32(step_mm)
+            )
+        del coords
 
     query = np.empty((3, n), dtype=np.float32)
     query[0] = (a_mm - a0) / pitch
     query[1] = (b_mm - b0) / pitch
     query[2] = (dist_mm - start_dist_mm) / step_mm
     out = ndimage.map_coordinates(depth, query, order=1, mode="nearest", output=np.float32)
-    return np.asarray(out, dtype=np.float32)
+    if density_length_mm <= 0.0:
+        return np.asarray(out, dtype=np.float32), np.ones(n, dtype=np.float32)
+    query[2] -= np.float32(density_length_mm / step_mm)
+    before = ndimage.map_coordinates(depth, query, order=1, mode="nearest", output=np.float32)
+    if want_body:
+        query[2] += np.float32(density_length_mm / step_mm)
+        span = ndimage.map_coordinates(body, query, order=1, mode="nearest", output=np.float32)
+        query[2] -= np.float32(density_length_mm / step_mm)
+        span -= ndimage.map_coordinates(body, query, order=1, mode="nearest", output=np.float32)
+    else:
+        path = np.sqrt(1.0 + (a_mm**2 + b_mm**2) / np.float32(sad * sad)).astype(np.float32)
+        span = np.float32(density_length_mm) * path
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(span > 0.5, (out - before) / span, np.float32(1.0))
+    return np.asarray(out, dtype=np.float32), np.asarray(rho, dtype=np.float32)

@@ -34,7 +34,7 @@ F64 = NDArray[np.float64]
 class Slab(BaseModel):
     """A layer of the phantom: ``thickness_mm`` of relative electron density ``density``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     thickness_mm: float = Field(gt=0.0, le=1000.0)
     density: float = Field(ge=0.01, le=20.0)
 
@@ -42,7 +42,7 @@ class Slab(BaseModel):
 class OpenField(BaseModel):
     """A rectangular field in the isocenter plane (mm), tiled by square beamlets."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     u_min_mm: float
     u_max_mm: float
     v_min_mm: float
