@@ -257,7 +257,8 @@ def test_evaluate_session_fetches_exactly_what_it_needs() -> None:
     t = load_template("liver")
     session = _CountingSession(cold_plan(t))
     ev = evaluate_session(session, t, identity(t))  # type: ignore[arg-type]
-    assert session.calls == ["PTV", "Liver-PTV", "SpinalCord", "Stomach"]  # no Liver, no BODY
+    # no Liver, no BODY
+    assert session.calls == ["PTV", "Liver-PTV", "SpinalCord", "Stomach", "BODY-PTV"]
     assert ev.score == 4.0
     hn = load_template("head-and-neck")
     assert "BODY" in needed_structures(hn, identity(hn))  # the CIs need the body

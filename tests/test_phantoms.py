@@ -31,6 +31,7 @@ STRUCTURES: dict[str, dict[str, str]] = {
         "Liver-PTV": "ORGAN",
         "SpinalCord": "ORGAN",
         "Stomach": "ORGAN",
+        "BODY-PTV": "CONTROL",
         "BODY": "EXTERNAL",
     },
     "head-and-neck": {
@@ -43,6 +44,8 @@ STRUCTURES: dict[str, dict[str, str]] = {
         "Cavity_Oral": "ORGAN",
         "Larynx": "ORGAN",
         "Bone_Mandible": "ORGAN",
+        "PTV56-PTV70+10mm": "CONTROL",
+        "BODY-PTV": "CONTROL",
         "BODY": "EXTERNAL",
     },
     "cervix": {

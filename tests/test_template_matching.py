@@ -92,7 +92,7 @@ def test_one_plan_id_claimed_twice_is_ambiguous() -> None:
     t = load_template("head-and-neck")
     # "Parotids" matches neither; "Parotid" is not an alias -> missing, not a guess
     base = ["PTV70", "PTV56", "SpinalCord", "Brainstem", "Cavity_Oral", "Larynx"]
-    base += ["Bone_Mandible", "BODY"]
+    base += ["Bone_Mandible", "BODY", "PTV56-PTV70+10mm", "BODY-PTV"]
     with pytest.raises(StructureMatchError) as info:
         match_structures(t, [*base, "Parotid"])
     assert set(info.value.missing) == {"Parotid_L", "Parotid_R"}

@@ -3,7 +3,8 @@
 Origin near the primary tumour (tonsil / base of tongue, level of C2). The seed picks the
 tumour side, its size and the involved node; elective nodal levels II-IV on both sides
 make up PTV56, which excludes PTV70 plus a 3 mm gap. Airway air, mandible, cervical spine
-and skull base are heterogeneities.
+and skull base are heterogeneities. Derived for the hot-spot goals: ``PTV56-PTV70+10mm``
+(PTV56 beyond 1 cm from PTV70) and ``BODY-PTV`` (the body outside all PTVs).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ELECTIVE_GY = 56.0
 FRACTIONS = 35
 PTV_MARGIN_MM = 4.0
 PTV56_GAP_MM = 3.0  # PTV56 keeps this distance from PTV70
+PTV56_FAR_MM = 10.0  # PTV56-PTV70+10mm: the part of PTV56 beyond this distance from PTV70
 SKIN_CROP_MM = 4.0
 
 
@@ -170,6 +172,9 @@ def build_head_neck(seed: int, spacing_mm: float) -> Case:
     parts.add("Cavity_Oral", "ORGAN", oral)
     parts.add("Larynx", "ORGAN", larynx)
     parts.add("Bone_Mandible", "ORGAN", mandible)
+    # derived structures of the template's hot-spot goals
+    parts.add("PTV56-PTV70+10mm", "CONTROL", ptv56 & ~expand(ptv70, grid, PTV56_FAR_MM))
+    parts.add("BODY-PTV", "CONTROL", body & ~(ptv70 | ptv56))
     rx = Prescription(
         total_dose_gy=RX_GY,
         fractions=FRACTIONS,

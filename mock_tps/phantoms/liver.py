@@ -122,6 +122,7 @@ def build_liver(seed: int, spacing_mm: float) -> Case:
     parts.add("PTV", "PTV", ptv)
     parts.add("Liver", "ORGAN", liver)
     parts.add("Liver-PTV", "ORGAN", liver & ~ptv)
+    parts.add("BODY-PTV", "CONTROL", body & ~ptv)  # derived for the template's spillage goal
     parts.add("SpinalCord", "ORGAN", cord)
     parts.add("Stomach", "ORGAN", stomach)
     rx = Prescription(total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV")
