@@ -87,15 +87,28 @@ class Demand:
     scale: float = 1.0  # metric units per goal scale (deficit and slack are in scales)
 
     def describe(self) -> str:
-        """``Rectum V94.7%Rx 18.2 > 15 (p1)``."""
-        op = ">" if self.upper else "<"
+        """``Rectum V94.7%Rx 18.20 > 15.00 (p1)``; a demand met: ``... 69.77 < 70.00 (p2, met)``.
+
+        The comparison shown is that of the two numbers shown: it follows the value and the
+        limit, not the direction of the demand, with as many decimals as it takes to tell
+        them apart (at least 2; 3 for indices, which lie near 0 or 1).
+        """
         tag = f"p{self.priority}" if self.source == "goal" else "score"
-        # indices (CI, HI) are near 1 or 0: three decimals, so "0.845 < 0.850" reads right
-        digits = 3 if self.is_index else 2
-        return (
-            f"{self.canonical_id} {self.metric.text} {self.value:.{digits}f} {op} "
-            f"{self.limit:.{digits}f} ({tag})"
-        )
+        if self.deficit <= 0:
+            tag += ", met"
+        value, op, limit = compare_text(self.value, self.limit, 3 if self.is_index else 2)
+        return f"{self.canonical_id} {self.metric.text} {value} {op} {limit} ({tag})"
+
+
+def compare_text(value: float, limit: float, digits: int = 2) -> tuple[str, str, str]:
+    """``value`` and ``limit`` as text and the true comparison between them (``>``, ``<``
+    or ``=``), with ``digits`` decimals or more, up to 6, until the two texts differ."""
+    op = ">" if value > limit else "<" if value < limit else "="
+    d = digits
+    while f"{value:.{d}f}" == f"{limit:.{d}f}" and op != "=" and d < 6:
+        d += 1
+    a, b = f"{value:.{d}f}", f"{limit:.{d}f}"
+    return a, (op if a != b else "="), b
 
 
 def _unit_scale(unit: str, limit: float, rx_gy: float) -> float:
