@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, Field, JsonValue, field_validator
+
+from rtplan_common.models import StrictModel
 
 #: A case label is for simulated and public cases only (``prostate-basic/seed0``,
 #: ``tg119/tg119-easy``): 1-4 segments separated by ``/``, each of lowercase letters,
@@ -58,8 +60,8 @@ def _secret_names(value: Any, where: str) -> list[str]:
     return found
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class _Strict(StrictModel):
+    """The shared strict base of boundary models (unknown fields, NaN refused)."""
 
 
 class PolicyDescription(_Strict):
