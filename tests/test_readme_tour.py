@@ -1,6 +1,12 @@
 """The README's tour, run as a new user would: a fresh shell without the venv on its PATH,
-``. .venv/bin/activate``, then every command of the tour's code blocks (shortened: one
-iteration, no report where a later command builds it), and a closed stdout pipe."""
+``. .venv/bin/activate``, then the commands of the tour's code blocks, and a closed stdout
+pipe.
+
+The fast test runs every reading command as written and the one planning command they
+read from on a 5 mm grid; the planning commands themselves (the demo, TG-119, ...) run in
+the ``slow`` test, since the dose-influence matrices of five cases take minutes on a cold
+cache and 2 cores.
+"""
 
 from __future__ import annotations
 
@@ -43,15 +49,17 @@ def tour_commands() -> list[str]:
     return commands
 
 
-def _shorten(command: str) -> str:
-    """One iteration and no report for ``rtplan plan`` (``rtplan report`` builds one later)."""
+def _shorten(command: str, fast: bool = False) -> str:
+    """``rtplan plan`` with one iteration (none if ``fast``, on a 5 mm grid) and no report
+    (``rtplan report`` builds one later)."""
     args = shlex.split(command)
     if args[:2] != ["rtplan", "plan"]:
         return command
     if "--max-iterations" in args:
         i = args.index("--max-iterations")
         del args[i : i + 2]
-    return shlex.join([*args, "--max-iterations", "1", "--no-report"])
+    extra = ["--max-iterations", "0", "--spacing-mm", "5"] if fast else ["--max-iterations", "1"]
+    return shlex.join([*args, *extra, "--no-report"])
 
 
 #: Tour commands that end with another code than 0, and what they must say.
@@ -59,6 +67,13 @@ EXPECTED = {
     # the tour's hn3 session finished; resume says so instead of running it again
     "rtplan resume runs/hn3/journal.jsonl": (2, "nothing to resume"),
 }
+#: The command of the tour that makes the session the later commands read.
+MAKES_HN3 = "--out runs/hn3"
+
+
+def _plans(command: str) -> bool:
+    """Whether a tour command plans a case (seconds to minutes on a cold cache)."""
+    return command.startswith(("rtplan plan", "rtplan demo", "rtplan replay"))
 
 
 def fresh_env(tmp_path: Path, tg119: bool = False) -> dict[str, str]:
@@ -108,21 +123,48 @@ def test_a_fresh_shell_has_no_rtplan_until_activated(tmp_path: Path) -> None:
     assert ". .venv/bin/activate" in tour_commands()
 
 
-def test_the_readme_tour_runs_from_a_fresh_shell(tmp_path: Path) -> None:
+def _tour(tmp_path: Path, tg119: bool = False) -> tuple[list[str], Path, dict[str, str]]:
     commands = [c for c in tour_commands() if c != ". .venv/bin/activate"]
     assert commands[0] == "rtplan demo" and len(commands) >= 10
+    assert sum(MAKES_HN3 in c for c in commands) == 1
     work = tmp_path / "work"
     work.mkdir()
     site = resources.files("site_templates").joinpath("liver.yaml").read_text()
     (work / "my_site.yaml").write_text(site)  # the user's own template
-    env = fresh_env(tmp_path, tg119=True)
+    return commands, work, fresh_env(tmp_path, tg119=tg119)
+
+
+def _check(command: str, done: subprocess.CompletedProcess[str]) -> None:
+    code, says = EXPECTED.get(command, (0, ""))
+    shown = f"$ {command}\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == code, shown
+    assert says in done.stdout + done.stderr, shown
+    assert "Traceback" not in done.stderr, shown
+
+
+def test_the_readme_tour_from_a_fresh_shell(tmp_path: Path) -> None:
+    """Every tour command that reads or prints runs as written; the one that makes the
+    session they read runs on a 5 mm grid without iterations; the other planning commands
+    are found and parse (``--help``; they run in the slow test below)."""
+    commands, work, env = _tour(tmp_path)
     for command in commands:
-        done = _run(_shorten(command), work, env)
-        code, says = EXPECTED.get(command, (0, ""))
-        shown = f"$ {command}\n{done.stdout}\n{done.stderr}"
-        assert done.returncode == code, shown
-        assert says in done.stdout + done.stderr, shown
-        assert "Traceback" not in done.stderr, shown
+        if MAKES_HN3 in command:
+            run = _shorten(command, fast=True)
+        elif _plans(command) and not command.startswith("rtplan replay"):
+            run = f"{shlex.join(shlex.split(command)[:2])} --help"
+        else:
+            run = command
+        _check(command, _run(run, work, env))
+    assert (work / "runs" / "hn3" / "report" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_the_whole_readme_tour_from_a_fresh_shell(tmp_path: Path) -> None:
+    """Every command of the tour as written (one iteration per ``rtplan plan``), the demo
+    and TG-119 included: 1-3 minutes on a cold cache, hence ``slow``."""
+    commands, work, env = _tour(tmp_path, tg119=True)
+    for command in commands:
+        _check(command, _run(_shorten(command), work, env))
     assert (work / "runs" / "hn3" / "report" / "report.html").is_file()
     assert list((work / "rtplan-sessions").glob("demo-*/report/report.html"))
 
