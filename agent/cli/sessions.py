@@ -9,20 +9,30 @@ import typer
 from rich.table import Table
 
 from agent.cli import backends
+from agent.cli.case_source import Tg119PathOption
 from agent.cli.console import console, esc
 from agent.cli.errors import fail, known_errors
 from agent.cli.output import finish, interrupt_exit, run_with_progress
+from agent.cli.plan import CacheOption, ReportOption
 from agent.session.records import StopReason
 from agent.session.signals import InterruptOnSignals
 
+JournalArgument = Annotated[
+    Path, typer.Argument(help="A session directory or its journal.jsonl.", show_default=False)
+]
+ApproveOption = Annotated[
+    bool, typer.Option("--approve", help="Review every proposal before it reaches the TPS.")
+]
+
 
 def resume(
-    journal: Annotated[Path, typer.Argument(help="journal.jsonl or its session directory")],
-    approve: Annotated[bool, typer.Option("--approve")] = False,
-    cache_dir: Annotated[Path | None, typer.Option()] = None,
-    report: Annotated[bool, typer.Option()] = True,
+    journal: JournalArgument,
+    approve: ApproveOption = False,
+    tg119_path: Tg119PathOption = None,
+    cache_dir: CacheOption = None,
+    report: ReportOption = True,
 ) -> None:
-    """Continue an interrupted session (appends to its journal)."""
+    """Continue an interrupted session (appends to its journal; the case is the journal's)."""
     from agent.session.approval import ConsoleApprover
     from agent.session.journal import journal_path, read_journal
     from agent.session.resume import resume_session
@@ -36,24 +46,36 @@ def resume(
                 limit,
                 lambda cb: resume_session(
                     path,
-                    backends.mock_session_factory(cache_dir),
+                    backends.mock_session_factory(cache_dir, tg119_path),
                     approver=approver,
                     on_iteration=cb,
                 ),
                 bar=not approve,
             )
         except known_errors() as exc:
-            raise fail(str(exc)) from None
+            raise fail(exc) from None
         except KeyboardInterrupt as exc:  # before the resumed session started
             raise interrupt_exit(exc, "the session was not resumed; nothing was changed") from None
         finish(summary, path.parent, report, signals)
 
 
 def replay(
-    journal: Annotated[Path, typer.Argument(help="journal.jsonl or its session directory")],
-    out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
-    tolerance: Annotated[float, typer.Option(help="max |difference| of metrics and score")] = 0.01,
-    cache_dir: Annotated[Path | None, typer.Option()] = None,
+    journal: JournalArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory of the replayed session. Default: replay-<time> beside the journal.",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(min=0.0, help="Largest |difference| of a metric or score that still matches."),
+    ] = 0.01,
+    tg119_path: Tg119PathOption = None,
+    cache_dir: CacheOption = None,
 ) -> None:
     """Re-run a recorded session on the simulated TPS and check that the metrics match."""
     from agent.session.resume import replay_session
@@ -62,12 +84,12 @@ def replay(
         try:
             result = replay_session(
                 journal,
-                backends.mock_session_factory(cache_dir),
+                backends.mock_session_factory(cache_dir, tg119_path),
                 out_dir=out,
                 tolerance=tolerance,
             )
         except known_errors() as exc:
-            raise fail(str(exc)) from None
+            raise fail(exc) from None
         except KeyboardInterrupt as exc:
             raise interrupt_exit(exc, "the replay had not started") from None
     if result.summary.stop_reason is StopReason.INTERRUPTED:
@@ -101,16 +123,16 @@ def _score(value: float | None) -> str:
 
 
 def report(
-    session_dir: Annotated[Path, typer.Argument(help="a session directory")],
+    session_dir: Annotated[Path, typer.Argument(help="A session directory.", show_default=False)],
 ) -> None:
     """Build the HTML report of a session."""
     from agent.report import ReportError, build_report
 
     try:
         with InterruptOnSignals():
-            console.print(f"report: {build_report(session_dir)}")
+            console.print(f"report: {esc(build_report(session_dir))}", highlight=False)
     except ReportError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     except KeyboardInterrupt as exc:
         again = f"rtplan report {session_dir}"
         raise interrupt_exit(
