@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ConfigDict
 
 from agent.cli.errors import CliError
 from agent.templates import SiteTemplate
+from rtplan_common.models import FrozenModel
 
 PANEL = "Case source (one of --scenario, --tg119)"
 #: The case planned when neither a source nor a template is given.
@@ -60,14 +60,12 @@ class Tg119Level(StrEnum):
     HARD = "hard"
 
 
-class CaseSpec(BaseModel):
+class CaseSpec(FrozenModel):
     """The one case a run asked for, as the simulated TPS opens it.
 
     (The journal records where the opened case came from as
     :class:`esapi_bridge.dto.CaseSource`, a kind and a content hash, filled in by the TPS.)
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: SourceKind
     scenario: str  # the simulated TPS's name: a phantom, or "tg119"
