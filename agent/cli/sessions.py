@@ -100,8 +100,8 @@ def replay(
     for col in ("iteration", "recorded score", "replayed score", "max |diff|", "worst metric"):
         table.add_column(col, no_wrap=col != "worst metric")
     for c in result.comparisons:
-        over = not c.max_abs_difference <= result.tolerance
-        diff = f"{c.max_abs_difference:.2g}"
+        over = c.max_abs_difference is None or c.max_abs_difference > result.tolerance
+        diff = "-" if c.max_abs_difference is None else f"{c.max_abs_difference:.2g}"
         table.add_row(
             str(c.iteration), _score(c.recorded_score), _score(c.replayed_score),
             f"[bold red]{diff}[/]" if over else diff, esc(c.worst),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from agent.policies import ReplayPolicy
 from agent.session.errors import ResumeError
@@ -27,6 +27,7 @@ from agent.session.loop import IterationCallback, PlanningLoop
 from agent.session.recorded_case import check_case, load_recorded_template
 from agent.session.records import IterationRecord, SessionConfig, SessionSummary, StopReason
 from esapi_bridge.port import TpsSession
+from rtplan_common.models import StrictModel
 
 SessionFactory = Callable[[SessionConfig], TpsSession]
 
@@ -35,19 +36,23 @@ SessionFactory = Callable[[SessionConfig], TpsSession]
 REPLAY_TOLERANCE = 0.01
 
 
-class IterationComparison(BaseModel):
-    """Recorded vs replayed metrics of one iteration; ``worst`` is the largest difference."""
+class IterationComparison(StrictModel):
+    """Recorded vs replayed metrics of one iteration; ``worst`` is the largest difference.
+
+    ``max_abs_difference`` is ``None`` when a metric (or the whole evaluation) is missing on
+    one side: not comparable, hence not a match.
+    """
 
     iteration: int
     recorded_score: float | None
     replayed_score: float | None
-    max_abs_difference: float
+    max_abs_difference: float | None
     worst: str = ""  # the goal / criterion with the largest difference
     worst_recorded: float | None = None  # its recorded value
     worst_replayed: float | None = None  # its replayed value
 
 
-class ReplayReport(BaseModel):
+class ReplayReport(StrictModel):
     """Outcome of a replay.
 
     ``recorded_iterations`` counts the recorded iteration records (a torn last line
@@ -72,7 +77,12 @@ class ReplayReport(BaseModel):
     @property
     def mismatches(self) -> list[IterationComparison]:
         """The compared iterations that differ by more than the tolerance."""
-        return [c for c in self.comparisons if not c.max_abs_difference <= self.tolerance]
+        tol = self.tolerance
+        return [
+            c
+            for c in self.comparisons
+            if c.max_abs_difference is None or c.max_abs_difference > tol
+        ]
 
     def verdict(self) -> str:
         """One sentence: MATCH, MISMATCH (first differing iteration and metric) or INCOMPLETE."""
@@ -89,15 +99,19 @@ class ReplayReport(BaseModel):
             values = ""
             if first.worst_recorded is not None or first.worst_replayed is not None:
                 values = f": recorded {_num(first.worst_recorded)}, replayed {_num(first.worst_replayed)}"
+            size = (
+                "not comparable"
+                if first.max_abs_difference is None
+                else f"|difference| {_num(first.max_abs_difference)}"
+            )
             parts.append(
                 f"MISMATCH: {len(bad)} of {m} replayed iterations differ by more than {tol:g}; "
-                f"first at iteration {first.iteration}, {first.worst}{values} "
-                f"(|difference| {_num(first.max_abs_difference)})"
+                f"first at iteration {first.iteration}, {first.worst}{values} ({size})"
             )
         if not parts:
-            largest = max(self.comparisons, key=lambda c: c.max_abs_difference, default=None)
+            largest = max(self.comparisons, key=lambda c: c.max_abs_difference or 0.0, default=None)
             detail = ""
-            if largest is not None and largest.max_abs_difference > 0:
+            if largest is not None and largest.max_abs_difference:
                 detail = (
                     f" (largest difference {largest.max_abs_difference:.2g}: iteration "
                     f"{largest.iteration}, {largest.worst})"
@@ -120,7 +134,7 @@ def _compare(recorded: IterationRecord, replayed: IterationRecord) -> IterationC
             iteration=recorded.iteration,
             recorded_score=recorded.score,
             replayed_score=replayed.score,
-            max_abs_difference=0.0 if a is b else float("inf"),
+            max_abs_difference=0.0 if a is b else None,
             worst="evaluation missing",
         )
     pairs: list[tuple[str, float | None, float | None]] = []
@@ -135,11 +149,13 @@ def _compare(recorded: IterationRecord, replayed: IterationRecord) -> IterationC
     if len(a.goals) != len(b.goals):
         pairs.append(("number of goals", len(a.goals), len(b.goals)))
     worst: tuple[str, float | None, float | None] = ("", None, None)
-    diff = 0.0
+    diff: float | None = 0.0
     for name, x, y in pairs:
-        d = abs(x - y) if x is not None and y is not None and x == x and y == y else float("inf")
-        if d > diff:
-            worst, diff = (name, x, y), d
+        if x is None or y is None:  # on one side only: not comparable
+            worst, diff = (name, x, y), None
+            break
+        if abs(x - y) > (diff or 0.0):
+            worst, diff = (name, x, y), abs(x - y)
     return IterationComparison(
         iteration=recorded.iteration,
         recorded_score=a.score,
