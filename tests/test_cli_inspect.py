@@ -144,3 +144,17 @@ def test_replay_refuses_a_negative_tolerance(tmp_path: Path, fake_tps) -> None: 
     session = _session(tmp_path)
     result = runner.invoke(cli.app, ["replay", str(session), "--tolerance", "-1"])
     assert result.exit_code == 2 and "--tolerance" in result.output
+
+
+def test_show_and_sessions_read_a_locked_session(tmp_path: Path, fake_tps) -> None:  # noqa: F811
+    from agent.session.journal_lock import SessionLock
+
+    session = _session(tmp_path)
+    lock = SessionLock(session)
+    lock.acquire()  # as a running session (or a resume) holds it
+    try:
+        assert runner.invoke(cli.app, ["show", str(session)]).exit_code == 0
+        listed = runner.invoke(cli.app, ["sessions", str(session.parent), "--json"])
+        assert json.loads(listed.stdout)[0]["status"] != "unreadable"
+    finally:
+        lock.release()
