@@ -65,13 +65,14 @@ def goals_table(
     return fit_table(_GOAL_COLUMNS, rows, width or console.width, title=title)
 
 
-def _score_text(ev: Evaluation | None) -> str:
-    """``7.82/9`` (scored templates) or ``14/18 goals met``; ``none`` without a plan."""
+def _score_text(ev: Evaluation | None, short: bool = False) -> str:
+    """``7.82/9`` (scored templates) or ``14/18 goals met`` (``14/18 met`` if ``short``);
+    ``none`` without a plan."""
     if ev is None:
         return "none"
     if ev.score is None:
         met = sum(g.status is GoalStatus.MET for g in ev.goals)
-        return f"{met}/{len(ev.goals)} goals met"
+        return f"{met}/{len(ev.goals)} {'met' if short else 'goals met'}"
     return f"{ev.score:.2f}/{ev.max_score:g}"
 
 
@@ -100,12 +101,12 @@ def _what_happened(record: IterationRecord) -> str:
 
 
 def iteration_line(record: IterationRecord) -> str:
-    """One progress line (under 80 columns): iteration, score, priority-1 status, what
+    """One progress line (about 80 columns): iteration, score, priority-1 status, what
     happened, optimizer and iteration wall time."""
     ev = record.evaluation
     p1 = "P1 met" if ev and ev.all_priority1_met else "[red]P1 not met[/]"
     return (
-        f"iter {record.iteration:>2}  score {_score_text(ev):>10}  {p1}  "
+        f"iter {record.iteration:>2}  score {_score_text(ev, short=True):>10}  {p1}  "
         f"{esc(_what_happened(record))}  "
         f"(opt {record.timings.optimize_s:.1f} s, total {record.timings.total_s:.1f} s)"
     )
