@@ -19,6 +19,7 @@ import os
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -172,20 +173,20 @@ def _touch(path: Path) -> None:
 def _save_atomic(path: Path, dij: DoseInfluence, key: str) -> None:
     m = dij.matrix
     with atomic_writer(path, "wb") as fh:
-        np.savez(
-            fh,
-            key=np.array(key),
-            engine_version=np.array(ENGINE_VERSION),
-            data=m.data,
-            indices=m.indices,
-            indptr=m.indptr,
-            shape=np.asarray(m.shape, dtype=np.int64),
-            voxel_indices=dij.voxel_indices,
-            grid_shape=np.asarray(dij.grid_shape, dtype=np.int64),
-            beamlet_beam=dij.beamlet_beam,
-            beamlet_ij=dij.beamlet_ij,
+        arrays: dict[str, Any] = {
+            "key": np.array(key),
+            "engine_version": np.array(ENGINE_VERSION),
+            "data": m.data,
+            "indices": m.indices,
+            "indptr": m.indptr,
+            "shape": np.asarray(m.shape, dtype=np.int64),
+            "voxel_indices": dij.voxel_indices,
+            "grid_shape": np.asarray(dij.grid_shape, dtype=np.int64),
+            "beamlet_beam": dij.beamlet_beam,
+            "beamlet_ij": dij.beamlet_ij,
             **dij.extra_arrays(),
-        )
+        }
+        np.savez(fh, **arrays)
 
 
 def _load(path: Path, key: str, grid_shape: tuple[int, int, int]) -> DoseInfluence:
