@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from esapi_bridge.dto import Technique
 from esapi_bridge.errors import EmptyStructure, InvalidInput, UnknownStructure
 from mock_tps.grid import Grid
+from rtplan_common.models import MAX_ID_CHARS, check_identifier
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float32]
@@ -148,6 +149,7 @@ class Case:
                 f"density shape {self.density.shape} does not match grid shape {self.grid.shape}"
             )
         for s in self.structures.values():
+            _check_structure_id(s.structure_id)
             if s.mask.shape != self.grid.shape:
                 raise InvalidInput(
                     f"structure {s.structure_id!r} mask shape {s.mask.shape} "
@@ -197,3 +199,16 @@ class Case:
         h.update(np.packbits(self.body_mask).tobytes())
         h.update(np.packbits(self.target_mask).tobytes())
         return h.hexdigest()[:24]
+
+
+def _check_structure_id(structure_id: str) -> None:
+    """A structure id the port can carry (1-64 printable characters), else :class:`InvalidInput`."""
+    try:
+        check_identifier(structure_id)
+    except ValueError as exc:
+        raise InvalidInput(f"structure id {structure_id!r}: {exc}; rename the structure") from None
+    if not 1 <= len(structure_id) <= MAX_ID_CHARS:
+        raise InvalidInput(
+            f"structure id {structure_id!r} has {len(structure_id)} characters; "
+            f"1 to {MAX_ID_CHARS} are allowed"
+        )

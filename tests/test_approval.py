@@ -228,3 +228,33 @@ def test_markup_in_a_rationale_is_printed_as_typed() -> None:
     p = Proposal(objectives=OBJS, rationale="raise [bold]PTV[/] [/]", policy="rule")
     approver.review(1, p, OBJS, OBJS, GuardVerdict(status=VerdictStatus.ACCEPTED))
     assert "raise [bold]PTV[/] [/]" in out.getvalue()
+
+
+def _rectum_dose(delta_gy: float):  # type: ignore[no-untyped-def]
+    def step(ctx: PolicyContext) -> Proposal:
+        objs = [
+            o.model_copy(update={"dose_gy": o.dose_gy + delta_gy}) if objective_key(o) == KEY else o
+            for o in ctx.objectives
+        ]
+        return Proposal(objectives=objs, rationale=f"rectum objective {delta_gy:+g} Gy")
+
+    return step
+
+
+def test_end_of_input_keeps_the_best_approved_plan_not_the_last(tmp_path: Path) -> None:
+    """Item 15: end of input is the clinician's stop and the best approved plan is kept."""
+    approver, _ = _approver_until_eof(["a", "a"])  # approve a better plan, then a worse one
+    steps = [_rectum_dose(-6.0), _rectum_dose(+12.0), _rectum_dose(0.0)]
+    loop = _loop(tmp_path, ScriptedPolicy(steps), approver)
+    summary = loop.run()
+    log = read_journal(tmp_path / "s")
+    scores = {r.iteration: r.evaluation for r in log.iterations if r.evaluation is not None}
+    assert summary.stop_reason is StopReason.CLINICIAN_STOP
+    assert summary.best_iteration == 1, "the toy TPS should make iteration 2 worse"
+    final = summary.final_evaluation
+    assert final is not None and final == scores[max(scores)]
+    assert log.iterations[-1].proposal.policy == "revert-to-best"
+    kept = {objective_key(o): o for o in log.iterations[-1].applied_objectives}
+    assert kept[KEY].dose_gy == pytest.approx(
+        {objective_key(o): o for o in log.iterations[1].applied_objectives}[KEY].dose_gy
+    )

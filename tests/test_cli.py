@@ -144,3 +144,32 @@ def test_approve_shows_the_proposal_and_stops_on_request(tmp_path: Path, fake_tp
     assert "stop: clinician_stop" in result.output
     # only the template plan reached the TPS
     assert len(fake_tps.opened[0].set_calls) == 1
+
+
+def test_a_template_file_path_never_reaches_the_journal_and_resume_asks_for_it(
+    tmp_path: Path, fake_tps
+) -> None:
+    """#8 item 8: a folder name can identify a patient; the journal keeps the template's
+    name and hash only, and resume/replay need the file again."""
+    folder = tmp_path / "Smith_John_1234567"
+    folder.mkdir()
+    shipped = resources.files("site_templates").joinpath("prostate-basic.yaml").read_text()
+    template_file = folder / "custom.yaml"
+    template_file.write_text(shipped)
+    fake_tps.faults[2] = KeyboardInterrupt()  # leave it resumable
+    result = _plan(tmp_path, "--template", str(template_file))
+    assert result.exit_code == 130, result.output
+    session = tmp_path / "s"
+    for path in session.rglob("*"):
+        if path.is_file():
+            assert b"Smith_John" not in path.read_bytes(), path
+    config = read_journal(session).header.config
+    assert config.template == "prostate-basic" and config.template_from_file
+    fake_tps.faults.clear()
+    result = runner.invoke(cli.app, ["resume", str(session), "--no-report"])
+    assert result.exit_code == 2
+    assert "pass that file with --template FILE" in " ".join(result.output.split())
+    result = runner.invoke(
+        cli.app, ["resume", str(session), "--template", str(template_file), "--no-report"]
+    )
+    assert result.exit_code == 0, result.output

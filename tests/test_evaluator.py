@@ -193,6 +193,15 @@ def test_indices_use_the_structure_dose_level_and_the_body() -> None:
         metric_value(parse_metric("GI"), ptv56, prescription_gy=70.0, level_gy=70.0)
 
 
+def test_an_undefined_gradient_index_is_an_evaluation_error_not_infinity() -> None:
+    """Nothing reaches the level: GI = PIV50 / 0 is undefined; an infinite value would be
+    refused by the strict result models (and could not be journaled)."""
+    body = ramp("BODY", 0.0, 50.0, volume_cm3=1000.0)  # max 50 Gy < 70 Gy
+    ptv = constant("PTV", 45.0, volume_cm3=20.0)
+    with pytest.raises(EvaluationError, match="undefined: no voxel of 'BODY' receives 70.00 Gy"):
+        metric_value(parse_metric("GI"), ptv, prescription_gy=70.0, level_gy=70.0, body=body)
+
+
 def test_metrics_on_voxel_dvhs_match_the_dvh_methods() -> None:
     rng = np.random.default_rng(7)
     doses = rng.normal(80.0, 2.0, 4000)

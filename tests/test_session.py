@@ -12,6 +12,7 @@ from esapi_bridge import (
     ApprovalStatus,
     DoseUnavailable,
     EmptyStructure,
+    InvalidInput,
     InvalidObjective,
     NormalizationRule,
     NormalTissueObjective,
@@ -216,3 +217,26 @@ def test_objective_values_name_their_structure_even_with_a_colon_in_its_id(
         "OAR:L:point:upper:10": "OAR:L",
         "NTO": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("structure_id", "reason"),
+    [("\x1b[2JRectum", "U\\+001B \\(ESC\\)"), ("R" * 65, "65 characters; 1 to 64")],
+)
+def test_a_structure_id_the_port_cannot_carry_is_refused_when_the_case_is_built(
+    structure_id: str, reason: str
+) -> None:
+    """An ESC sequence in a structure id would reach the terminal raw; the case refuses it
+    with our error (the CLI prints it as bad input), not a pydantic traceback later."""
+    case = small_case()
+    oar = case.structures.pop("OAR")
+    case.structures[structure_id] = Structure(structure_id, "ORGAN", oar.mask)
+    with pytest.raises(InvalidInput, match=reason):
+        Case(
+            name=case.name,
+            grid=case.grid,
+            density=case.density,
+            structures=case.structures,
+            prescription=case.prescription,
+            beams=case.beams,
+        )

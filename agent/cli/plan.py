@@ -98,7 +98,8 @@ def run_plan(
     config = SessionConfig(
         scenario=source.scenario,
         seed=source.seed,
-        template=template_name,
+        template=case.template.name,
+        template_from_file=case.template_name != case.template.name,
         policy=pol.name,
         max_iterations=max_iterations,
         approve=approve,

@@ -20,6 +20,15 @@ from agent.session.signals import InterruptOnSignals
 JournalArgument = Annotated[
     Path, typer.Argument(help="A session directory or its journal.jsonl.", show_default=False)
 ]
+TemplateFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--template",
+        help="The YAML file of a session planned with a template file (the journal keeps "
+        "only its name and hash).",
+        show_default=False,
+    ),
+]
 ApproveOption = Annotated[
     bool, typer.Option("--approve", help="Review every proposal before it reaches the TPS.")
 ]
@@ -28,6 +37,7 @@ ApproveOption = Annotated[
 def resume(
     journal: JournalArgument,
     approve: ApproveOption = False,
+    template: TemplateFileOption = None,
     tg119_path: Tg119PathOption = None,
     cache_dir: CacheOption = None,
     report: ReportOption = True,
@@ -49,6 +59,7 @@ def resume(
                     backends.mock_session_factory(cache_dir, tg119_path),
                     approver=approver,
                     on_iteration=cb,
+                    template_file=template,
                 ),
                 bar=not approve,
             )
@@ -74,6 +85,7 @@ def replay(
         float,
         typer.Option(min=0.0, help="Largest |difference| of a metric or score that still matches."),
     ] = 0.01,
+    template: TemplateFileOption = None,
     tg119_path: Tg119PathOption = None,
     cache_dir: CacheOption = None,
 ) -> None:
@@ -87,6 +99,7 @@ def replay(
                 backends.mock_session_factory(cache_dir, tg119_path),
                 out_dir=out,
                 tolerance=tolerance,
+                template_file=template,
             )
         except known_errors() as exc:
             raise fail(exc) from None

@@ -8,6 +8,7 @@ prescription, or with ``prescription_gy`` when given (then they scale with it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from enum import StrEnum
 
@@ -144,7 +145,13 @@ def metric_value(
         return dvh_metrics.paddick_ci(dvh, body, level_gy)
     if kind is MetricKind.CI_RTOG:
         return dvh_metrics.rtog_ci(dvh, body, level_gy)
-    return dvh_metrics.gradient_index(body, level_gy)
+    gi = dvh_metrics.gradient_index(body, level_gy)
+    if not math.isfinite(gi):
+        raise EvaluationError(
+            f"metric {metric.text!r} of {dvh.structure_id!r} is undefined: no voxel of "
+            f"{body.structure_id!r} receives {level_gy:.2f} Gy (is the plan's dose empty?)"
+        )
+    return gi
 
 
 def goal_status(

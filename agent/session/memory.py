@@ -10,20 +10,19 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agent.evaluation import Evaluation
 from agent.session.records import IterationRecord
 from esapi_bridge.dto import NormalTissueObjective, Objective, objective_key
+from rtplan_common.models import FrozenModel, StrictModel
 
 ChangeField = Literal["dose_gy", "volume_pct", "priority", "parameter_a", "added", "removed"]
 _NUMERIC_FIELDS: tuple[ChangeField, ...] = ("dose_gy", "volume_pct", "priority", "parameter_a")
 
 
-class ObjectiveChange(BaseModel):
+class ObjectiveChange(FrozenModel):
     """One field of one objective changed (or the objective added / removed)."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: str
     structure_id: str | None
@@ -38,10 +37,8 @@ class ObjectiveChange(BaseModel):
         return f"{self.key} {self.field} {self.before:g} -> {self.after:g}"
 
 
-class GoalDelta(BaseModel):
+class GoalDelta(FrozenModel):
     """How one clinical goal moved between two evaluations (metric unit)."""
-
-    model_config = ConfigDict(frozen=True)
 
     goal_id: str
     structure_id: str
@@ -67,7 +64,7 @@ class GoalDelta(BaseModel):
         return self.met_before != self.met_after
 
 
-class MemoryStep(BaseModel):
+class MemoryStep(StrictModel):
     """One remembered iteration: the changes made and their effect."""
 
     iteration: int

@@ -38,13 +38,16 @@ GOAL_REASONS = frozenset(
 )
 
 #: Stop reasons after which the best plan of the session is kept (reverted to if needed);
-#: after the others (error, interrupt, the clinician's stop) it is not.
+#: after the others (error, interrupt: the original objectives are restored) it is not.
+#: The clinician's stop (a stop answer or end of input at ``--approve``) keeps the best of
+#: the plans the clinician approved: every applied plan was approved.
 KEEP_BEST = frozenset(
     {
         *GOAL_REASONS,
         StopReason.POLICY_DONE,
         StopReason.ITERATION_LIMIT,
         StopReason.GUARD_REJECTED,
+        StopReason.CLINICIAN_STOP,
     }
 )
 

@@ -5,6 +5,8 @@ Shared by :mod:`agent.session.resume` and :mod:`agent.session.replay`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.session.errors import ResumeError
 from agent.session.identity import (
     legacy_plan_pseudonym,
@@ -18,10 +20,32 @@ from agent.templates import SiteTemplate, load_template
 from esapi_bridge.port import TpsSession
 
 
-def load_recorded_template(log: SessionLog, *, allow_template_change: bool = False) -> SiteTemplate:
-    """The session's template, refused (:class:`ResumeError`) if it changed since."""
+def load_recorded_template(
+    log: SessionLog,
+    *,
+    template_file: str | Path | None = None,
+    allow_template_change: bool = False,
+) -> SiteTemplate:
+    """The session's template, refused (:class:`ResumeError`) if it changed since.
+
+    A shipped template is found by name; a session planned with a template file needs that
+    file again (``template_file``): the journal keeps only the template's name and hash.
+    """
     header = log.header
-    template = load_template(header.template_name)
+    if template_file is not None:
+        template = load_template(str(template_file))
+        if template.name != header.template_name:
+            raise ResumeError(
+                f"the template file holds template {template.name!r}; the session used "
+                f"{header.template_name!r}"
+            )
+    elif header.config.template_from_file:
+        raise ResumeError(
+            f"the session used template {header.template_name!r} from a YAML file; pass "
+            f"that file with --template FILE (its hash must be {header.template_hash})"
+        )
+    else:
+        template = load_template(header.template_name)
     if template_hash(template) != header.template_hash and not allow_template_change:
         raise ResumeError(
             f"template {header.template_name!r} changed since the session was recorded "

@@ -176,12 +176,16 @@ class IterationRecord(_Record):
 class SessionConfig(_Record):
     """How a session was started (enough to rerun it).
 
-    ``scenario``/``seed`` identify a simulated case (``None`` on a real TPS).
+    ``scenario``/``seed`` identify a simulated case (``None`` on a real TPS). ``template`` is
+    the template's own ``name`` (never a file path: folder names can identify a patient);
+    ``template_from_file`` says it was read from a YAML file, which resume and replay then
+    need again (``--template FILE``, checked against the journaled hash).
     """
 
     scenario: str | None = None
     seed: int | None = None
-    template: str
+    template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+    template_from_file: bool = False
     policy: str = "rule"
     max_iterations: Annotated[int, Field(ge=0, le=1000)] = 20
     optimizer_iterations: Annotated[int, Field(ge=1, le=10_000)] = 200

@@ -181,6 +181,7 @@ def replay_session(
     out_dir: str | Path | None = None,
     tolerance: float = REPLAY_TOLERANCE,
     on_iteration: IterationCallback | None = None,
+    template_file: str | Path | None = None,
 ) -> ReplayReport:
     """Replay ``journal`` on a freshly opened plan and compare metrics iteration by iteration.
 
@@ -199,7 +200,7 @@ def replay_session(
     path = journal_path(journal)
     log = read_journal(path)
     notices = list(log.notices)
-    template = load_recorded_template(log)
+    template = load_recorded_template(log, template_file=template_file)
     recorded = log.iterations
     if not recorded:
         raise ResumeError(f"journal {str(path)!r} has no completed iteration to replay")

@@ -60,6 +60,7 @@ def resume_session(
     *,
     approver: Approver | None = None,
     on_iteration: IterationCallback | None = None,
+    template_file: str | Path | None = None,
 ) -> SessionSummary:
     """Continue the session of ``journal`` (file or session directory).
 
@@ -90,7 +91,7 @@ def resume_session(
                 f"session {log.header.session_id} already finished "
                 f"({log.summary.stop_reason.value}); nothing to resume"
             )
-        template = load_recorded_template(log)
+        template = load_recorded_template(log, template_file=template_file)
         config = log.header.config
         session = open_session(config)
         for notice in check_case(log, session, strict=True):
