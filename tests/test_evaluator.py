@@ -198,7 +198,7 @@ def test_an_undefined_gradient_index_is_an_evaluation_error_not_infinity() -> No
     refused by the strict result models (and could not be journaled)."""
     body = ramp("BODY", 0.0, 50.0, volume_cm3=1000.0)  # max 50 Gy < 70 Gy
     ptv = constant("PTV", 45.0, volume_cm3=20.0)
-    with pytest.raises(EvaluationError, match="undefined: no voxel of 'BODY' receives 70.00 Gy"):
+    with pytest.raises(EvaluationError, match=r"undefined: no voxel of 'BODY' receives 70\.00 Gy"):
         metric_value(parse_metric("GI"), ptv, prescription_gy=70.0, level_gy=70.0, body=body)
 
 
