@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeStructure, FakeTpsSession
+from journal_helpers import factory
 
 from agent.policies import RulePolicy
 from agent.session.journal import Journal, JournalCorrupt, JournalError, read_journal
@@ -23,17 +24,6 @@ def _run(session_dir: Path, fake: FakeTpsSession, **cfg: Any):
     config = SessionConfig(template="prostate-basic", scenario="fake", seed=0, **cfg)
     loop = PlanningLoop(fake, TEMPLATE, RulePolicy(), config, session_dir, save_snapshots=False)
     return loop.run()
-
-
-def _factory(**kw: Any):
-    sessions: list[FakeTpsSession] = []
-
-    def open_session(config: SessionConfig) -> FakeTpsSession:
-        sessions.append(FakeTpsSession(**kw))
-        return sessions[-1]
-
-    open_session.sessions = sessions  # type: ignore[attr-defined]
-    return open_session
 
 
 def test_every_write_is_flushed_and_synced(tmp_path: Path, monkeypatch) -> None:
@@ -62,7 +52,7 @@ def test_finished_journal_cut_short_is_refused_against_its_chain_head(tmp_path: 
     path.write_bytes(data[: len(data) - 40])  # killed mid-line
     before = path.read_bytes()
     with pytest.raises(JournalCorrupt, match="truncated"):
-        resume_session(path, _factory())
+        resume_session(path, factory())
     assert path.read_bytes() == before
 
 
@@ -76,7 +66,7 @@ def test_corrupt_line_names_its_number(tmp_path: Path) -> None:
         read_journal(path)
     path.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
     with pytest.raises(JournalCorrupt, match="line 2"):
-        resume_session(path, _factory())
+        resume_session(path, factory())
 
 
 @pytest.mark.parametrize(
@@ -101,7 +91,7 @@ def test_resume_after_ctrl_c_continues_and_appends(tmp_path: Path) -> None:
     assert first.stop_reason is StopReason.INTERRUPTED
     path = tmp_path / "s" / "journal.jsonl"
     before = path.read_bytes()
-    factory = _factory()
+    factory = factory()
     summary = resume_session(path, factory)
     after = path.read_bytes()
     assert after.startswith(before)  # appended, never rewritten
@@ -127,7 +117,7 @@ def test_resume_after_ctrl_c_continues_and_appends(tmp_path: Path) -> None:
 def test_finished_session_is_not_resumed(tmp_path: Path) -> None:
     _run(tmp_path / "s", FakeTpsSession())
     with pytest.raises(ResumeError, match="already finished"):
-        resume_session(tmp_path / "s", _factory())
+        resume_session(tmp_path / "s", factory())
 
 
 def test_resume_refuses_another_case(tmp_path: Path) -> None:
@@ -137,12 +127,12 @@ def test_resume_refuses_another_case(tmp_path: Path) -> None:
         for s in FakeTpsSession().structures_spec
     ]
     with pytest.raises(ResumeError, match="not the journaled case"):
-        resume_session(tmp_path / "s", _factory(structures_spec=other))
+        resume_session(tmp_path / "s", factory(structures_spec=other))
 
 
 def test_replay_matches_a_recorded_session(tmp_path: Path) -> None:
     recorded = _run(tmp_path / "s", FakeTpsSession())
-    report = replay_session(tmp_path / "s", _factory(), out_dir=tmp_path / "r")
+    report = replay_session(tmp_path / "s", factory(), out_dir=tmp_path / "r")
     assert report.matched, report.comparisons
     assert report.recorded_iterations == recorded.iterations + 1
     # the fake is deterministic: replayed metrics are identical, far inside the tolerance
@@ -156,9 +146,7 @@ def test_replay_detects_a_different_dose_response(tmp_path: Path) -> None:
         FakeStructure(s.structure_id, s.dicom_type, s.volume_cm3, s.free_max_gy * 0.97)
         for s in FakeTpsSession().structures_spec
     ]
-    report = replay_session(
-        tmp_path / "s", _factory(structures_spec=softer), out_dir=tmp_path / "r"
-    )
+    report = replay_session(tmp_path / "s", factory(structures_spec=softer), out_dir=tmp_path / "r")
     assert not report.matched
     assert max(c.max_abs_difference for c in report.comparisons) > report.tolerance
 
