@@ -91,8 +91,8 @@ def test_resume_after_ctrl_c_continues_and_appends(tmp_path: Path) -> None:
     assert first.stop_reason is StopReason.INTERRUPTED
     path = tmp_path / "s" / "journal.jsonl"
     before = path.read_bytes()
-    factory = factory()
-    summary = resume_session(path, factory)
+    open_session = factory()
+    summary = resume_session(path, open_session)
     after = path.read_bytes()
     assert after.startswith(before)  # appended, never rewritten
     assert summary.stop_reason is StopReason.PRIORITY1_MET_NO_FURTHER_IMPROVEMENT
@@ -109,7 +109,7 @@ def test_resume_after_ctrl_c_continues_and_appends(tmp_path: Path) -> None:
     recorded = log.iterations[reopt.iteration or 0].score
     assert f"score {recorded} (recorded {recorded})" in reopt.message
     # iteration 0 (1 optimization) + resume re-optimization + one per new iteration
-    resumed = factory.sessions[0]
+    resumed = open_session.sessions[0]
     assert resumed.events[1] == "optimize:restart"
     assert summary.inner_optimizations == 1 + resumed.optimize_calls
 
