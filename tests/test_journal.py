@@ -60,10 +60,24 @@ def test_corrupt_line_names_its_number(tmp_path: Path) -> None:
     _run(tmp_path / "s", FakeTpsSession(), max_iterations=1)
     path = tmp_path / "s" / "journal.jsonl"
     lines = path.read_text().splitlines()
-    lines[2] = lines[2].replace('"entry":', '"entry_x":', 1)
+    original = lines[2]
+    lines[2] = original.replace('"entry":', '"entry_x":', 1)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(JournalCorrupt, match="line 3 is not a valid entry"):
+    with pytest.raises(JournalCorrupt, match="line 3 is not a valid journal entry") as err:
         read_journal(path)
+    assert "validation error for" not in str(err.value)  # our words, not pydantic's
+    # a value out of range names the field, the value, and says what it means
+    bad = json.loads(original)
+    bad["iteration"] = -4
+    lines[2] = json.dumps(bad)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        JournalCorrupt, match=r"line 3 is not a valid \w+ entry \(.*iteration"
+    ) as err:
+        read_journal(path)
+    assert "got -4" in str(err.value) and "edited or damaged" in str(err.value)
+    assert "pydantic" not in str(err.value)
+    lines[2] = lines[2].replace('"entry":', '"entry_x":', 1)
     path.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
     with pytest.raises(JournalCorrupt, match="line 2"):
         resume_session(path, factory())

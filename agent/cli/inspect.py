@@ -157,7 +157,7 @@ def show(
     else:
         s = log.summary
         console.print(
-            f"status: [bold]{esc(s.stop_reason.value)}[/] {esc(s.message)}; "
+            f"status: [bold]{esc(s.stop_reason.value)}[/]: {esc(s.message)}; "
             f"{s.iterations} iterations, {s.inner_optimizations} optimizations, "
             f"{seconds(s.wall_time_s)}",
             highlight=False,

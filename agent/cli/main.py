@@ -99,4 +99,7 @@ def _main(
 ) -> None:
     """Configure logging: warnings only, unless ``--verbose``."""
     logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    if verbose:  # the full record: time, module and line, for debugging
+        logger.add(sys.stderr, level="DEBUG")
+    else:  # a user's view: what happened, not where in the code
+        logger.add(sys.stderr, level="WARNING", format="<level>{level}</level>: {message}")

@@ -46,6 +46,7 @@ from agent.session.records import (
     SessionSummary,
 )
 from agent.session.secret import derive_key, key_id, load_secret
+from rtplan_common.models import validation_problems
 
 _ENTRY_ADAPTER: TypeAdapter[JournalEntry] = TypeAdapter(JournalEntry)
 #: Schema versions this code reads (1: mapped and unverified).
@@ -182,8 +183,13 @@ def parse_journal(path: str | Path) -> ParsedJournal:
         try:
             entry = _ENTRY_ADAPTER.validate_python(obj)
         except ValidationError as exc:
-            first = str(exc).splitlines()[0]
-            raise JournalCorrupt(f"{where} is not a valid entry: {first}") from exc
+            problems = validation_problems(exc)
+            shown = "; ".join(f"{field}: {reason}" for field, reason in problems[:3])
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise JournalCorrupt(
+                f"{where} is not a valid {obj.get('entry', 'journal')!s:.20} entry ({shown}{more}): "
+                "it was edited or damaged; nothing was changed"
+            ) from exc
         if number == 1 and not isinstance(entry, SessionHeader):
             raise JournalCorrupt(f"journal {str(file)!r} line 1 is not a session header")
         lines.append(line)
