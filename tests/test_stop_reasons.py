@@ -211,3 +211,8 @@ def test_a_done_policy_is_named_by_the_goals(tmp_path: Path) -> None:
     assert summary.stop_reason is StopReason.POLICY_DONE
     assert summary.message.startswith("the policy had nothing more to try; the scripted policy")
     assert "not met (" in summary.message and "rectum" in summary.message
+
+
+def test_a_detail_that_repeats_the_label_is_said_once() -> None:
+    text = describe_stop(StopReason.CLINICIAN_STOP, None, "stopped by the clinician")
+    assert text == "stopped by the clinician"

@@ -35,7 +35,7 @@ EDITABLE_FIELDS = ("dose_gy", "volume_pct", "priority", "parameter_a")
 #: The question asked for every proposal.
 PROMPT = "approve (a, or Enter) / edit (e) / stop (s) / feedback (f) > "
 #: Said when the input ends.
-END_OF_INPUT = "end of input: taken as the clinician's stop (the plan approved so far is kept)"
+END_OF_INPUT = "end of input: taken as the clinician's stop (the best plan approved so far is kept)"
 #: Below this console width the proposal table uses short headers and no outer frame.
 _NARROW = 100
 

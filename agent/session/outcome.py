@@ -138,8 +138,9 @@ def describe_stop(
     restored
         Whether the plan's original objectives were put back (``None``: not said).
     """
-    parts = [stop_label(reason)]
-    if detail:
+    label = stop_label(reason)
+    parts = [label]
+    if detail and detail != label:
         parts.append(detail)
     if evaluation is not None and reason is not StopReason.ALL_GOALS_MET:
         parts.append(goal_status_text(evaluation))
