@@ -183,11 +183,9 @@ def parse_journal(path: str | Path) -> ParsedJournal:
         try:
             entry = _ENTRY_ADAPTER.validate_python(obj)
         except ValidationError as exc:
-            problems = validation_problems(exc)
-            shown = "; ".join(f"{field}: {reason}" for field, reason in problems[:3])
-            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            shown = "; ".join(f"{f}: {r}" for f, r in validation_problems(exc)[:3])
             raise JournalCorrupt(
-                f"{where} is not a valid {obj.get('entry', 'journal')!s:.20} entry ({shown}{more}): "
+                f"{where} is not a valid {obj.get('entry', 'journal')!s:.20} entry ({shown}): "
                 "it was edited or damaged; nothing was changed"
             ) from exc
         if number == 1 and not isinstance(entry, SessionHeader):
