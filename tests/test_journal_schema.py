@@ -18,7 +18,6 @@ from agent.session.journal import read_journal
 from agent.session.provenance import PolicyDescription
 from agent.session.records import RECORDS_SCHEMA_VERSION
 from esapi_bridge.dto import CaseSourceKind
-from esapi_bridge.errors import InvalidInput
 
 
 def test_the_v2_header_records_versions_case_source_policy_and_key_id(tmp_path: Path) -> None:
@@ -75,16 +74,11 @@ def test_the_simulated_tps_describes_engine_and_case_source() -> None:
     )
 
 
-def test_tg119_is_recorded_with_the_sha256_of_its_file(monkeypatch) -> None:
+def test_tg119_is_recorded_with_the_sha256_of_its_file(tg119_file: Path) -> None:
     from mock_tps.factory import open_mock_session
-    from mock_tps.tg119_fetch import resolve_tg119_path
 
-    monkeypatch.setenv("RTPLAN_OFFLINE", "1")
-    try:
-        file = resolve_tg119_path()
-        session = open_mock_session("tg119", tg119_path=file)
-    except InvalidInput as exc:
-        pytest.skip(f"TG-119 file not available offline: {exc}")
+    file = tg119_file
+    session = open_mock_session("tg119", tg119_path=file)
     backend = session.plan_info().backend
     assert backend is not None and backend.case_source is not None
     assert backend.case_source.kind is CaseSourceKind.TG119

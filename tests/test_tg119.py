@@ -14,16 +14,10 @@ from esapi_bridge.dto import Technique
 from esapi_bridge.errors import InvalidInput
 from mock_tps.case import Case
 from mock_tps.tg119 import default_tg119_path, load_tg119
-from mock_tps.tg119_fetch import SHA256, resolve_tg119_path
+from mock_tps.tg119_fetch import SHA256
 
 #: Voxel counts stated in shared/data/tg119/README.md.
 README_COUNTS = {"Core": 1_320, "OuterTarget": 7_458, "BODY": 601_736}
-
-
-@pytest.fixture(scope="module")
-def tg119_file() -> Path:
-    """The real phantom via the resolver: $RTPLAN_TG119, cache, ../shared or a pip fetch."""
-    return resolve_tg119_path()
 
 
 @pytest.fixture(scope="module")
