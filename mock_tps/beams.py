@@ -17,6 +17,13 @@ with ``L = (p - s).w`` its distance from the source along the central axis (dive
 
 Beamlets are squares of ``beamlet_size_mm`` in the isocenter plane, centred at integer multiples
 ``(i, j) * beamlet_size_mm`` (the central axis goes through the centre of beamlet (0, 0)).
+
+A beam set's beamlet size follows its MLC (:class:`MlcModel`): the leaves are stacked along ``v``
+(IEC Y_b; a Varian leaf travels along X_b), so the leaf width is the resolution across the leaves;
+along the leaves the fluence is continuous and the same size is a discretization. Beamlets are
+uniform: where the beam's target lies beyond an MLC's fine central leaves (an HD120's 2.5 mm leaves
+span only |v| <= 40 mm), the beamlets are finer than the leaves there
+(:meth:`MlcModel.coarse_leaf_share` says how many); no collimator rotation is modelled.
 """
 
 from __future__ import annotations
@@ -35,6 +42,54 @@ F32 = NDArray[np.float32]
 
 #: A point must lie at least this fraction of the SAD downstream of the source.
 _MIN_SOURCE_DISTANCE_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class MlcModel:
+    """A multileaf collimator: its leaf widths projected to the isocenter plane.
+
+    Attributes
+    ----------
+    name
+        Model name.
+    central_leaf_width_mm
+        Width of the central leaves (the beamlet size a beam set with this MLC uses).
+    central_half_width_mm
+        The central leaves cover ``|v| <= central_half_width_mm``.
+    outer_leaf_width_mm
+        Width of the outer leaves, out to ``half_field_mm``.
+    half_field_mm
+        Half the field the leaf bank spans along ``v``.
+    """
+
+    name: str
+    central_leaf_width_mm: float
+    central_half_width_mm: float
+    outer_leaf_width_mm: float
+    half_field_mm: float
+
+    def leaf_width_mm(self, v_mm: NDArray[np.floating]) -> F64:
+        """Width of the leaf at isocenter-plane position ``v_mm``; NaN beyond the leaf bank."""
+        v = np.abs(np.asarray(v_mm, dtype=np.float64))
+        width = np.where(
+            v <= self.central_half_width_mm, self.central_leaf_width_mm, self.outer_leaf_width_mm
+        )
+        return np.where(v <= self.half_field_mm, width, np.nan)
+
+    def coarse_leaf_share(self, grid: BeamletGrid) -> float:
+        """Share of ``grid``'s beamlets whose leaf is wider than the beamlet (0: none)."""
+        if grid.n_beamlets == 0:
+            return 0.0
+        width = self.leaf_width_mm(grid.centres_mm[:, 1])
+        coarse = ~(width <= grid.beamlet_size_mm + 1e-9)  # NaN (outside the bank) counts
+        return float(coarse.mean())
+
+
+#: Varian Millennium 120: 40 central leaf pairs of 5 mm (20 cm) and 2 x 10 outer pairs of 10 mm.
+MILLENNIUM_120 = MlcModel("Millennium 120", 5.0, 100.0, 10.0, 200.0)
+#: Varian HD120 (high-definition MLC, SRS): 32 central pairs of 2.5 mm (8 cm) and 2 x 14 outer
+#: pairs of 5 mm: 22 cm across the leaves.
+HD120 = MlcModel("HD120", 2.5, 40.0, 5.0, 110.0)
 
 
 def rotation_matrix(gantry_deg: float, couch_deg: float) -> F64:

@@ -11,8 +11,17 @@ from water_phantoms import grid_covering, water_case
 
 from esapi_bridge.dto import Technique
 from esapi_bridge.errors import InvalidInput
-from mock_tps.beams import beam_geometry, beamlet_grid, rotation_matrix
+from mock_tps.beams import (
+    HD120,
+    MILLENNIUM_120,
+    BeamletGrid,
+    MlcModel,
+    beam_geometry,
+    beamlet_grid,
+    rotation_matrix,
+)
 from mock_tps.case import Beam, BeamSet, Case
+from mock_tps.phantoms import make_case
 
 ISO = (10.0, -20.0, 30.0)
 
@@ -133,3 +142,56 @@ def test_beamlets_outside_the_body_are_left_out() -> None:
     assert grid_b.ij[:, 1].max() == 0
     assert grid_b.ij[:, 1].min() == -4
     assert grid_b.ij[:, 0].min() == -2 and grid_b.ij[:, 0].max() == 2
+
+
+@pytest.mark.parametrize("mlc", [HD120, MILLENNIUM_120], ids=lambda m: m.name)
+def test_mlc_models_have_60_leaf_pairs(mlc: MlcModel) -> None:
+    # Varian data: HD120 32 x 2.5 mm + 28 x 5 mm (22 cm); Millennium 120 40 x 5 mm + 20 x 10 mm
+    central = 2.0 * mlc.central_half_width_mm / mlc.central_leaf_width_mm
+    outer = 2.0 * (mlc.half_field_mm - mlc.central_half_width_mm) / mlc.outer_leaf_width_mm
+    assert (central, outer) == ((32.0, 28.0) if mlc is HD120 else (40.0, 20.0))
+
+
+def test_hd120_leaf_width_across_the_bank() -> None:
+    v = np.array([0.0, -39.9, 40.1, -109.0, 111.0])
+    np.testing.assert_array_equal(HD120.leaf_width_mm(v)[:4], [2.5, 2.5, 5.0, 5.0])
+    assert np.isnan(HD120.leaf_width_mm(v)[4])  # beyond the 22 cm bank
+
+
+def _column_of_beamlets(size_mm: float, n: int) -> BeamletGrid:
+    geometry = beam_geometry(BeamSet(Technique.IMRT, (Beam(0.0),), ISO), 0)
+    ij = np.stack([np.zeros(n), np.arange(n)], axis=1).astype(np.int32)
+    return BeamletGrid(geometry=geometry, beamlet_size_mm=size_mm, ij=ij)
+
+
+def test_coarse_leaf_share_counts_beamlets_finer_than_their_leaf() -> None:
+    column = _column_of_beamlets(2.5, 21)  # v = 0, 2.5, ..., 50 mm
+    assert HD120.coarse_leaf_share(column) == pytest.approx(4 / 21)  # 42.5, 45, 47.5, 50
+    assert MILLENNIUM_120.coarse_leaf_share(column) == 1.0  # 5 mm leaves everywhere
+    assert MILLENNIUM_120.coarse_leaf_share(_column_of_beamlets(5.0, 21)) == 0.0
+
+
+def test_hd120_beamlets_fit_a_small_target_closer() -> None:
+    # 10 x 10 mm target (voxel centres -4.375..4.375 at 1.25 mm, projected |a|, |b| <= 4.42 mm),
+    # no margin: 2.5 mm beamlets -2..2 (5 x 5, 156 mm2), 5 mm beamlets -1..1 (3 x 3, 225 mm2)
+    grid = grid_covering(((-30.0, 30.0),) * 3, (1.25, 1.25, 1.25))
+    areas = {}
+    for size in (2.5, 5.0):
+        case = water_case(grid, ((-30.0, 30.0),) * 3, ((-5.0, 5.0),) * 3, beamlet_mm=size)
+        grid_b = beamlet_grid(case, 0)
+        areas[size] = grid_b.n_beamlets * size**2
+        assert HD120.coarse_leaf_share(grid_b) == 0.0
+    assert areas == {2.5: 25 * 6.25, 5.0: 9 * 25.0}
+
+
+def test_brain_srs_beamlets_and_the_hd120_fine_bank() -> None:
+    # seed 0: one metastasis at the isocenter, inside the 2.5 mm leaves of every field; seed 2:
+    # three metastases, some beamlets lie where an HD120 has 5 mm leaves (the documented limit)
+    shares = {}
+    for seed in (0, 2):
+        case = make_case("brain-srs", seed, spacing_mm=2.0)
+        grids = [beamlet_grid(case, k) for k in range(len(case.beams.beams))]
+        assert {g.beamlet_size_mm for g in grids} == {2.5}
+        shares[seed] = [HD120.coarse_leaf_share(g) for g in grids]
+    assert max(shares[0]) == 0.0
+    assert 0.0 < max(shares[2]) < 0.5
