@@ -35,7 +35,8 @@ def open_mock_session(
     seed
         Seed of the anatomical variation (ignored for ``tg119``).
     spacing_mm
-        Dose grid spacing (2-5 mm); default: the scenario's own (3 mm; TG-119's CT grid).
+        Dose grid spacing (2-5 mm; 1-5 mm for ``brain-srs``); default: the scenario's own
+        (3 mm; 1.25 mm for ``brain-srs``; TG-119's CT grid).
     cache_dir
         Dose-influence cache directory (default ``RTPLAN_CACHE_DIR`` or ~/.cache/rtplan).
     objectives

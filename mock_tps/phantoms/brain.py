@@ -1,18 +1,50 @@
-"""Brain SRS phantom (20 Gy / 1 fx, 9 non-coplanar IMRT fields, 3 mm beamlets).
+"""Brain SRS phantom (20 Gy / 1 fx, 9 non-coplanar IMRT fields, HD120 MLC: 2.5 mm beamlets).
 
 Head with skull, brain, brainstem, optic apparatus and cochleae. ``1 + seed % 3``
 metastases (so seeds 0, 1, 2 give 1, 2, 3 targets); PTV = GTV + 1 mm. PTV1 is the largest
 and, depending on the seed, lies 3-9 mm from the brainstem or the chiasm.
+
+Beamlets: 2.5 mm, the central leaf width of a Varian HD120 (:data:`mock_tps.beams.HD120`). Its
+2.5 mm leaves span only |v| <= 40 mm at the isocenter; the isocenter is the targets' centroid, and
+on the seeds with metastases far apart some beamlets lie where an HD120 has 5 mm leaves (seeds
+2, 4, 5 and 8 of 0-9: 2-14 % of their beamlets, up to 22 % of a field's; target voxels up to
+52 mm off axis across the leaves): there the plan is finer than the machine (no collimator
+rotation is modelled; ``HD120.coarse_leaf_share`` counts them).
+
+Dose grid: 1.25 mm by default (``DEFAULT_SPACING_MM``; 1-5 mm accepted), cropped to the head: the
+body's bounding box plus 2 mm, from the vertex down to z = -66 mm (the foramen magnum), where BODY,
+Brainstem and Brain (it holds the brainstem) end by construction. Every structure therefore lies whole on the grid and every DVH
+counts all of its voxels; the volumes are those of the structures as contoured. A tighter crop, a
+margin around the metastases, was considered and rejected: it would cut Brain, Brain-PTV, BODY and
+the organs at risk (their DVHs would miss voxels: wrong volumes, wrong V12Gy and gradient index),
+rays would start at the crop face instead of the scalp (radiological depth too short), and it would
+save little, since the dominant cost, the primary entries, lies along the beams' paths from scalp
+to scalp, which such a crop keeps. Measured on seeds 0-9 at 1.25 mm (engine pencil-beam-2 of commit
+68d2415, 2 cores): 1.3-1.5 M body voxels, 13-74 M primary non-zeros, cold dose influence 5-18 s,
+peak RSS 1.1-1.9 GB (1 mm: 2.3x the non-zeros and 3.7 GB on seed 2, above the 3 GB budget).
+
+The metastases are drawn and placed on a 2 mm grid (:data:`PLACEMENT_SPACING_MM`) whatever the
+case's grid, so a seed is the same patient at every spacing (the one the former 2 mm default gave).
+
+Known simplification: the head ends flat at z = -66 mm; a non-coplanar field whose ray to a target
+would enter the head below it enters through that face, with a shorter depth (one or two fields of
+one target on seeds 4, 5, 7 and 9 of 0-9, entering 1-17 mm below it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from numpy.typing import NDArray
 
 from esapi_bridge.dto import Technique
+from mock_tps.beams import HD120
 from mock_tps.case import Beam, BeamSet, Case, Prescription
+from mock_tps.grid import Grid
 from mock_tps.phantoms.common import (
     BONE_CORTICAL,
+    CaseParts,
     Jitter,
     assemble,
     grid_from_bounds,
@@ -35,7 +67,9 @@ RX_GY = 20.0
 FRACTIONS = 1
 PTV_MARGIN_MM = 1.0
 SHAPE_VARIATION = 0.12  # relative spread of a metastasis's semi-axes
-BEAMLET_SIZE_MM = 3.0
+#: The multileaf collimator of the SRS fields, and the beamlet size it gives (its central leaves).
+MLC = HD120
+BEAMLET_SIZE_MM = MLC.central_leaf_width_mm
 #: (couch, gantry) pairs in degrees (IEC 61217).
 FIELDS_DEG: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
@@ -51,9 +85,25 @@ FIELDS_DEG: tuple[tuple[float, float], ...] = (
 
 
 def srs_beams(isocenter_mm: Vec3) -> BeamSet:
-    """The 9 non-coplanar SRS fields of :data:`FIELDS_DEG` at ``isocenter_mm``."""
+    """The 9 non-coplanar SRS fields of :data:`FIELDS_DEG` at ``isocenter_mm`` (HD120 beamlets)."""
     beams = tuple(Beam(gantry_deg=g, couch_deg=c) for c, g in FIELDS_DEG)
     return BeamSet(Technique.IMRT, beams, isocenter_mm, beamlet_size_mm=BEAMLET_SIZE_MM)
+
+
+#: Grid spacing (mm) on which the metastases are drawn and placed, whatever the case's grid: a
+#: seed gives the same centres, sizes and orientations at every spacing (those of the 2 mm grid
+#: this phantom was first built on). Placement picks a random voxel of the room left between the
+#: organs, and which voxel depends on the grid.
+PLACEMENT_SPACING_MM = 2.0
+
+
+@dataclass(frozen=True)
+class Metastasis:
+    """A GTV: an ellipsoid with its centre and semi-axes (mm) and rotation."""
+
+    centre_mm: Vec3
+    semi_mm: Vec3
+    rotation: NDArray[np.float64]
 
 
 def _floor(grid_y: np.ndarray) -> np.ndarray:
@@ -62,7 +112,22 @@ def _floor(grid_y: np.ndarray) -> np.ndarray:
 
 
 def build_brain(seed: int, spacing_mm: float) -> Case:
-    """The brain SRS case."""
+    """The brain SRS case; its metastases are placed on the :data:`PLACEMENT_SPACING_MM` grid."""
+    mets = None
+    if spacing_mm != PLACEMENT_SPACING_MM:
+        mets = _anatomy(seed, PLACEMENT_SPACING_MM, None)[1]
+    parts, mets = _anatomy(seed, spacing_mm, mets)
+    levels = {f"PTV{i}": RX_GY for i in range(2, len(mets) + 1)}
+    rx = Prescription(
+        total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV1", dose_levels_gy=levels
+    )
+    return assemble(parts, scenario="brain-srs", seed=seed, prescription=rx, beams=srs_beams)
+
+
+def _anatomy(
+    seed: int, spacing_mm: float, mets: list[Metastasis] | None
+) -> tuple[CaseParts, list[Metastasis]]:
+    """The structures on a grid of ``spacing_mm``; the metastases drawn unless given."""
     j = Jitter(seed)
     hs = j.scale3((74.0, 94.0, 100.0), 0.05)  # head semi-axes
     z_lo, z_hi = -66.0, hs[2] + 2.0
@@ -117,30 +182,13 @@ def build_brain(seed: int, spacing_mm: float) -> Case:
     brain = cranium & ~skull & ~(globes[0] | globes[1]) & ~inner_ear
     parts.paint(skull, BONE_CORTICAL)
 
-    # Metastases: largest first; PTV1 may be placed next to the brainstem or the chiasm.
-    n_mets = 1 + seed % 3
-    radii = sorted((j.uniform(5.0, 12.0) for _ in range(n_mets)), reverse=True)
-    place = int(j.rng.integers(3))  # 0: free, 1: near brainstem, 2: near chiasm
     serial = brainstem | chiasm | nerves["OpticNrv_L"] | nerves["OpticNrv_R"]
-    d_serial = distance_mm(serial, grid, 20.0)
-    d_inside = inner_distance_mm(brain, grid)
-    ptvs: list[BoolArray] = []
-    for i, r in enumerate(radii):
-        r_ptv = r * (1.0 + SHAPE_VARIATION) + PTV_MARGIN_MM  # largest extent of the PTV
-        room = (d_inside > r_ptv + 6.0) & (d_serial > r_ptv + 4.0)
-        for other in ptvs:
-            room &= distance_mm(other, grid, r_ptv + 12.0) > r_ptv + 12.0
-        if i == 0 and place > 0:
-            near = brainstem if place == 1 else chiasm
-            gap = j.uniform(3.0, 9.0)
-            d_near = distance_mm(near, grid, r_ptv + gap + 3.0)
-            band = (d_near > r_ptv + gap) & (d_near <= r_ptv + gap + 3.0)
-            room = band & (d_inside > r_ptv + 3.0) & (d_serial > r_ptv + 2.5)
-        c = j.pick_voxel(room, grid)
-        semi = j.scale3((r, r, r), SHAPE_VARIATION)
-        rot = rotation_matrix(j.offset(45.0), j.offset(45.0), j.offset(45.0))
-        gtv = ellipsoid(grid, c, semi, rot)
-        ptvs.append(expand(gtv, grid, PTV_MARGIN_MM) & brain)
+    if mets is None:
+        mets = _place_metastases(j, 1 + seed % 3, grid, brain, serial, (brainstem, chiasm))
+    ptvs = [
+        expand(ellipsoid(grid, m.centre_mm, m.semi_mm, m.rotation), grid, PTV_MARGIN_MM) & brain
+        for m in mets
+    ]
     targets = np.logical_or.reduce(ptvs)
 
     for i, ptv in enumerate(ptvs, start=1):
@@ -153,8 +201,39 @@ def build_brain(seed: int, spacing_mm: float) -> Case:
     parts.add("Cochlea_R", "ORGAN", cochleae["Cochlea_R"])
     parts.add("Brain", "ORGAN", brain)
     parts.add("Brain-PTV", "CONTROL", brain & ~targets)
-    levels = {f"PTV{i}": RX_GY for i in range(2, n_mets + 1)}
-    rx = Prescription(
-        total_dose_gy=RX_GY, fractions=FRACTIONS, target_id="PTV1", dose_levels_gy=levels
-    )
-    return assemble(parts, scenario="brain-srs", seed=seed, prescription=rx, beams=srs_beams)
+    return parts, mets
+
+
+def _place_metastases(
+    j: Jitter,
+    n_mets: int,
+    grid: Grid,
+    brain: BoolArray,
+    serial: BoolArray,
+    neighbours: tuple[BoolArray, BoolArray],
+) -> list[Metastasis]:
+    """Largest first; PTV1 may be placed next to the brainstem or the chiasm (``neighbours``)."""
+    radii = sorted((j.uniform(5.0, 12.0) for _ in range(n_mets)), reverse=True)
+    place = int(j.rng.integers(3))  # 0: free, 1: near brainstem, 2: near chiasm
+    d_serial = distance_mm(serial, grid, 20.0)
+    d_inside = inner_distance_mm(brain, grid)
+    ptvs: list[BoolArray] = []
+    mets: list[Metastasis] = []
+    for i, r in enumerate(radii):
+        r_ptv = r * (1.0 + SHAPE_VARIATION) + PTV_MARGIN_MM  # largest extent of the PTV
+        room = (d_inside > r_ptv + 6.0) & (d_serial > r_ptv + 4.0)
+        for other in ptvs:
+            room &= distance_mm(other, grid, r_ptv + 12.0) > r_ptv + 12.0
+        if i == 0 and place > 0:
+            near = neighbours[place - 1]
+            gap = j.uniform(3.0, 9.0)
+            d_near = distance_mm(near, grid, r_ptv + gap + 3.0)
+            band = (d_near > r_ptv + gap) & (d_near <= r_ptv + gap + 3.0)
+            room = band & (d_inside > r_ptv + 3.0) & (d_serial > r_ptv + 2.5)
+        c = j.pick_voxel(room, grid)
+        semi = j.scale3((r, r, r), SHAPE_VARIATION)
+        rot = rotation_matrix(j.offset(45.0), j.offset(45.0), j.offset(45.0))
+        mets.append(Metastasis(c, semi, rot))
+        gtv = ellipsoid(grid, c, semi, rot)
+        ptvs.append(expand(gtv, grid, PTV_MARGIN_MM) & brain)
+    return mets

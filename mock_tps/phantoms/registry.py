@@ -25,11 +25,22 @@ _BUILDERS: dict[str, Callable[[int, float], Case]] = {
 #: Scenario names, in the order of docs/PROTOCOLS.md.
 SCENARIOS: tuple[str, ...] = tuple(_BUILDERS)
 
-#: Default grid spacing (mm) per scenario: 3 mm, 2 mm for the small SRS targets.
-DEFAULT_SPACING_MM: dict[str, float] = {name: 3.0 for name in SCENARIOS} | {"brain-srs": 2.0}
+#: Default grid spacing (mm) per scenario: 3 mm; 1.25 mm for the small SRS targets (half the
+#: 2.5 mm beamlet of an HD120 MLC, within the 1-1.5 mm SRS practice).
+DEFAULT_SPACING_MM: dict[str, float] = {name: 3.0 for name in SCENARIOS} | {"brain-srs": 1.25}
 
-#: Allowed grid spacing (mm).
+#: Allowed grid spacing (mm) of every scenario not in :data:`FINE_SPACING_RANGE_MM`.
 SPACING_RANGE_MM = (2.0, 5.0)
+
+#: Scenarios that accept a finer grid, and their range (mm). A pelvis or a head-and-neck at
+#: 1.25 mm would hold about 14 times the voxels of its 3 mm grid (tens of GB of dose matrix);
+#: the SRS head at 1.25 mm peaks at about 2 GB (bench numbers in the brain-srs module).
+FINE_SPACING_RANGE_MM: dict[str, tuple[float, float]] = {"brain-srs": (1.0, 5.0)}
+
+
+def spacing_range_mm(scenario: str) -> tuple[float, float]:
+    """Allowed grid spacing (mm) of ``scenario``: 1-5 mm for ``brain-srs``, 2-5 mm otherwise."""
+    return FINE_SPACING_RANGE_MM.get(scenario, SPACING_RANGE_MM)
 
 
 def list_scenarios() -> list[str]:
@@ -48,13 +59,14 @@ def make_case(scenario: str, seed: int = 0, spacing_mm: float | None = None) -> 
         Non-negative integer; the same seed always gives the same case. Seeds vary organ
         sizes (about +-10-15 %), positions (a few mm), shapes and target-OAR overlap.
     spacing_mm
-        Isotropic grid spacing within 2-5 mm; ``None`` = the scenario's default
-        (:data:`DEFAULT_SPACING_MM`: 3 mm, 2 mm for ``brain-srs``).
+        Isotropic grid spacing within :func:`spacing_range_mm` (2-5 mm; 1-5 mm for
+        ``brain-srs``); ``None`` = the scenario's default (:data:`DEFAULT_SPACING_MM`:
+        3 mm, 1.25 mm for ``brain-srs``).
 
     Raises
     ------
     InvalidInput
-        Unknown scenario, negative or non-integer seed, spacing outside 2-5 mm.
+        Unknown scenario, negative or non-integer seed, spacing outside the scenario's range.
     """
     if scenario not in _BUILDERS:
         raise InvalidInput(
@@ -63,7 +75,11 @@ def make_case(scenario: str, seed: int = 0, spacing_mm: float | None = None) -> 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidInput(f"seed must be an integer >= 0, got {seed!r}")
     spacing = DEFAULT_SPACING_MM[scenario] if spacing_mm is None else spacing_mm
-    lo, hi = SPACING_RANGE_MM
+    lo, hi = spacing_range_mm(scenario)
     if isinstance(spacing, bool) or not isinstance(spacing, int | float) or not lo <= spacing <= hi:
-        raise InvalidInput(f"spacing_mm must be within {lo:g}-{hi:g} mm, got {spacing_mm!r}")
+        finer = ", ".join(f"{k} {a:g}-{b:g} mm" for k, (a, b) in FINE_SPACING_RANGE_MM.items())
+        raise InvalidInput(
+            f"spacing_mm must be within {lo:g}-{hi:g} mm for {scenario}, got {spacing_mm!r} "
+            f"(finer grids: {finer})"
+        )
     return _BUILDERS[scenario](seed, float(spacing))
