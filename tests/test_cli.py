@@ -173,3 +173,16 @@ def test_a_template_file_path_never_reaches_the_journal_and_resume_asks_for_it(
         cli.app, ["resume", str(session), "--template", str(template_file), "--no-report"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_a_fine_grid_is_offered_but_only_brain_srs_takes_it(tmp_path: Path) -> None:
+    """--spacing-mm goes down to 1 mm (brain-srs's HD-MLC grid); the scenario decides."""
+    result = runner.invoke(
+        cli.app,
+        ["plan", "--scenario", "liver", "--spacing-mm", "1.5", "--out", str(tmp_path / "x")],
+    )
+    assert result.exit_code == 2
+    assert "within 2-5 mm for liver, got 1.5" in " ".join(result.output.split())
+    assert not (tmp_path / "x").exists()
+    result = runner.invoke(cli.app, ["plan", "--spacing-mm", "0.5"])
+    assert result.exit_code == 2  # below the option's own range

@@ -161,9 +161,10 @@ def plan(
     spacing_mm: Annotated[
         float | None,
         typer.Option(
-            min=2.0,
+            min=1.0,
             max=5.0,
-            help="Dose grid spacing in mm. Default: the case's (3 mm; 2 mm for brain-srs).",
+            help="Dose grid spacing in mm: 2-5 (brain-srs: 1-5). Default: the case's "
+            "(3 mm; 1.25 mm for brain-srs).",
             show_default=False,
         ),
     ] = None,
