@@ -225,7 +225,31 @@ def run_benchmark(
         "dose_grid_mm": [float(grid.resolution[a]) for a in ("x", "y", "z")],
         "gantry_angles_deg": list(GANTRY_ANGLES_DEG),
         "bixel_width_mm": BIXEL_WIDTH_MM,
+        "engine_settings": engine_settings(pln),
     }
+
+
+def engine_settings(pln: Any) -> dict[str, Any]:
+    """The dose engine pyRadPlan picks for ``pln`` and its lateral cut-off and sampling."""
+    from pyRadPlan.dose.engines import get_engine
+
+    engine = get_engine(pln)
+    out: dict[str, Any] = {"engine": f"{type(engine).__name__} ({engine.short_name})"}
+    for name in (
+        "geometric_lateral_cutoff",
+        "dosimetric_lateral_cutoff",
+        "kernel_cutoff",
+        "enable_dij_sampling",
+        "dij_sampling",
+        "int_conv_resolution",
+    ):
+        if hasattr(engine, name):
+            value = getattr(engine, name)
+            value = dict(value) if isinstance(value, Mapping) else _as_jsonable(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = str(value)  # "inf": no cut-off (JSON has no infinity)
+            out[name] = value
+    return out
 
 
 def _dose_on_ct_grid_gy(dij: Any, fluence: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -7,8 +7,8 @@ cache directory that cannot be written degrades to computing without the cache (
 The cache is bounded (``$RTPLAN_CACHE_MAX_GB``, default 20 GB; VMAT matrices take 0.5-1.5 GB
 each): after a write, the least recently used files go until the rest fits.
 
-Building a matrix takes seconds on a cold cache: its start and end are logged at INFO, which
-the CLI shows as progress (``agent.cli.console.progress_sink``).
+Building a matrix takes seconds on a cold cache: its start, its progress (beam 12/120, at most
+every 2 s) and its end are logged at INFO, which the CLI shows (``agent.cli.console.progress_sink``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ import scipy.sparse as sp
 from loguru import logger
 
 from mock_tps.case import Case
-from mock_tps.dose_engine import ENGINE_VERSION, EngineParams, compute_dose_influence
+from mock_tps.dose_engine import (
+    ENGINE_VERSION,
+    EngineParams,
+    compute_dose_influence,
+    progress_logger,
+)
 from mock_tps.dose_influence import DoseInfluence
 from rtplan_common.atomic_io import atomic_writer
 
@@ -144,7 +149,7 @@ def cached_dose_influence(
             )
     logger.info("building the dose-influence matrix of {} (not cached; a few seconds)", case.name)
     t0 = time.perf_counter()
-    dij = compute_dose_influence(case, p)
+    dij = compute_dose_influence(case, p, progress=progress_logger(case.name))
     logger.info(
         "dose-influence matrix of {}: {:,} voxels x {:,} beamlets, {:.1f} s",
         case.name,

@@ -1,17 +1,19 @@
 """6 MV photon pencil-beam dose engine: the dose-influence operator of a case's beam set.
 
-The kernel (:mod:`mock_tps.kernel`) knows no field size: a narrow primary and six broad
-components (near and far phantom scatter, extra-focal head scatter, electron contamination) whose
-superposition gives the field-size dependence of depth dose, profiles and output. Fitted to the
-TrueBeam 6X golden beam data (``bench/fit_beam.py``, :class:`EngineParams`).
+The kernel (:mod:`mock_tps.kernel`) knows no field size: a narrow primary and eight broad
+components (near and far phantom scatter, extra-focal head scatter and the flattening-filter
+source, electron contamination) whose superposition gives the field-size dependence of depth
+dose, profiles and output. Fitted to the TrueBeam 6X golden beam data (``bench/fit_beam.py``,
+:class:`EngineParams`, 21 fitted parameters).
 
 - Primary: sparse fine matrix (:mod:`mock_tps.pencil_beam`), radiological depth along divergent
   rays, the lateral electron spread scaled by 1 / density (it widens in lung), entries below
   ``dose_cutoff_fraction`` of their beamlet's maximum dropped (their dose given back to the kept
   entries of the voxel).
 - Broad part: dense nodes x columns block on a coarse grid (about ``broad_grid_mm``), interpolated
-  to the voxels (:mod:`mock_tps.scatter`); an arc's control points within ``arc_group_deg`` share
-  columns. Exact to its tail (no lateral cut-off, no sampling).
+  to the voxels (:mod:`mock_tps.scatter`); a column is a square of beamlets of about
+  ``broad_column_mm``; an arc's control points within ``arc_group_deg`` share columns. Exact to
+  its tail (no lateral cut-off, no sampling).
 - Collimator transmission (``collimator_transmission``, cited there) through the beam's closed
   beamlets, as a weight transform (:class:`mock_tps.dose_influence.DoseOperator`).
 - Absolute scale: unit weights on a 10 x 10 cm field at SSD 100 cm give
@@ -22,11 +24,19 @@ radiological depth; the broad components are not density-scaled laterally; trans
 beam's beamlets (the target projection plus margin), not the rest of the jaw rectangle.
 
 Memory: primary entries are built beam by beam (float32 values, 16-bit beamlet indices within a
-beam) and scattered into the final CSR arrays (about 14 bytes per non-zero at the peak, 8 in the
-result); the broad block is nodes x columns float32.
+beam: about 7.5 bytes per entry with the row counts) and scattered into the final CSR arrays
+(int32 indices, float32 values: 8 bytes per entry), the beams' arrays freed as they are copied;
+then the broad block (nodes x columns float32) is filled in place. The peak is the larger of
+entries + CSR and CSR + broad block (cervix: about 2.3 GB).
 """
 
 from __future__ import annotations
+
+import ctypes
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,13 +52,43 @@ from mock_tps.kernel import lateral_scale
 from mock_tps.pencil_beam import BeamEntries, CaseArrays, beam_entries
 from mock_tps.scatter import broad_operator, coarse_grid
 
-__all__ = ["ENGINE_VERSION", "EngineParams", "compute_dose_influence"]
+__all__ = [
+    "ENGINE_VERSION",
+    "EngineParams",
+    "ProgressCallback",
+    "compute_dose_influence",
+    "progress_logger",
+]
 
 #: Bump when the physics or the matrix layout changes (part of the on-disk cache key).
-ENGINE_VERSION = "pencil-beam-2"
+ENGINE_VERSION = "pencil-beam-3"
 
 #: Relative electron density accepted inside the body.
 MAX_DENSITY = 20.0
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    The beams' entries are many arrays of a few MB: freed, they stay in the heap (and in the
+    resident set) unless trimmed, which would add about a GB to the peak of a VMAT build.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _case_arrays(case: Case, p: EngineParams) -> CaseArrays:
@@ -116,12 +156,49 @@ def _assemble_csr(parts: list[BeamEntries | None], n_cols: list[int], n_rows: in
     return matrix
 
 
-def compute_dose_influence(case: Case, params: EngineParams | None = None) -> DoseInfluence:
+#: ``progress(stage, done, total)``: stage ``"primary"`` (beams) or ``"broad"`` (arc groups).
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def progress_logger(name: str, every_s: float = 2.0) -> ProgressCallback:
+    """A :data:`ProgressCallback` logging ``beam 12/120`` at INFO (bound ``progress=True``, which
+    the CLI shows) at most every ``every_s`` seconds, and at the end of each stage."""
+    state = {"last": time.perf_counter(), "t0": time.perf_counter()}
+    log = logger.bind(progress=True)
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - state["last"] < every_s:
+            return
+        state["last"] = now
+        what = "beam" if stage == "primary" else "scatter group"
+        log.info(
+            "dose influence of {}: {} {}/{} ({:.0f} %), {:.0f} s",
+            name,
+            what,
+            done,
+            total,
+            100.0 * done / max(total, 1),
+            now - state["t0"],
+        )
+
+    return report
+
+
+def compute_dose_influence(
+    case: Case, params: EngineParams | None = None, progress: ProgressCallback | None = None
+) -> DoseInfluence:
     """Dose-influence matrix of ``case.beams`` on ``case`` (Gy per unit beamlet weight).
 
     Rows are the body voxels in ascending C-order flat index; columns are the beamlets of every
     beam in beam order (within a beam, sorted by beamlet position i then j, as in
-    :class:`mock_tps.beams.BeamletGrid`).
+    :class:`mock_tps.beams.BeamletGrid`). ``progress`` is called after every beam and every
+    group of the broad part (:func:`progress_logger` logs it).
+
+    Memory: the primary entries of every beam (about 6 bytes each), then the CSR matrix
+    (8 bytes per entry, the beams' entries freed as they are copied), then the broad block
+    (nodes x columns float32, filled in place): the peak is the larger of entries + CSR and
+    CSR + broad block.
 
     Raises
     ------
@@ -139,7 +216,8 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
     beam_of: list[NDArray[np.int32]] = []
     ij_parts: list[NDArray[np.int32]] = []
     grids = []
-    for k in range(len(beam_set.beams)):
+    n_beams = len(beam_set.beams)
+    for k in range(n_beams):
         geom = beam_geometry(beam_set, k)
         a, b, dist = geom.project_columns(arrays.xyz_mm)
         grid_b = select_beamlets(
@@ -157,18 +235,24 @@ def compute_dose_influence(case: Case, params: EngineParams | None = None) -> Do
         beam_of.append(np.full(grid_b.n_beamlets, k, dtype=np.int32))
         ij_parts.append(grid_b.ij)
         del a, b, dist
+        _release_freed_memory()
+        if progress is not None:
+            progress("primary", k + 1, n_beams)
     n_rows = int(arrays.xyz_mm.shape[1])
-    coarse = coarse_grid(case.grid, case.body_mask, p)
-    values, column_of = broad_operator(coarse, arrays.density, case.grid, grids, p)
+    density = arrays.density
     del arrays
     matrix = _assemble_csr(parts, n_cols, n_rows)
+    _release_freed_memory()
+    coarse = coarse_grid(case.grid, case.body_mask, p)
+    broad_progress = None if progress is None else partial(progress, "broad")
+    values, column_of = broad_operator(coarse, density, case.grid, grids, p, broad_progress)
     logger.debug(
         "dose influence of {}: {} voxels x {} beamlets ({} beams), primary nnz {:,}, "
         "broad {} nodes x {} columns",
         case.name,
         n_rows,
         matrix.shape[1],
-        len(beam_set.beams),
+        n_beams,
         matrix.nnz,
         *values.shape,
     )

@@ -4,14 +4,16 @@ Dose of one square beamlet (side ``s``, centre ``(x_j, y_j)`` in the isocenter p
 weight) at a point with isocenter-plane coordinates ``(X, Y)``, central-axis distance ``L`` from
 the source and water-equivalent depth ``d``::
 
-    D = N * (SAD / L)^2 * H(x_j, y_j) * sum_c A_c(d) F(X - x_j; su_c) F(Y - y_j; sv_c)
+    D = N * (SAD / L)^2 * H(x_j, y_j) * sum_c A_c(d) S_c(d, r_j) F(X - x_j; su_c) F(Y - y_j; sv_c)
 
 with ``F(x; sigma) = [erf((x + s/2) / (sqrt2 sigma)) - erf((x - s/2) / (sqrt2 sigma))] / 2`` (the
 beamlet aperture convolved with a Gaussian), ``H = 1 + horn r^2`` the beam's off-axis fluence
-(horns), ``N`` the normalization of :func:`normalization`, and seven components ``c``
-(:class:`mock_tps.engine_params.EngineParams` lists them): the primary (narrow: the sparse fine
-matrix of :mod:`mock_tps.pencil_beam`) and six broad ones (near and far phantom scatter, the three
-extra-focal images, electron contamination: the coarse operator of :mod:`mock_tps.scatter`).
+(horns), ``S_c = exp(-mu softening d r_j^2)`` the off-axis softening of the beamlet's own spectrum
+(for the primary the point's, which is the same place), ``N`` the normalization of
+:func:`normalization`, and nine components ``c`` (:class:`mock_tps.engine_params.EngineParams`
+lists them): the primary (narrow: the sparse fine matrix of :mod:`mock_tps.pencil_beam`) and
+eight broad ones (near scatter, far scatter as three Gaussians, the two extra-focal images, the
+flattening-filter source, electron contamination: the coarse operator of :mod:`mock_tps.scatter`).
 Nothing here knows a field size: the depth dose, profiles and output factors of a field follow
 from the superposition of its beamlets.
 
@@ -78,9 +80,12 @@ def primary_sigma_mm(
     dist_mm: NDArray[np.floating],
     scale: NDArray[np.floating] | float = 1.0,
 ) -> F64:
-    """Isocenter-plane sigma of the primary; ``scale`` (1 / density) widens the electron part."""
-    electron = (p.sigma_at_surface_mm + p.sigma_growth_mm_per_mm * _f(depth_mm)) * _f(scale)
-    at_depth = np.hypot(p.source_sigma_mm, electron)
+    """Isocenter-plane sigma of the primary; ``scale`` (1 / density) widens the electron part
+    (the source and the detector blur do not scale)."""
+    growth: F64 = p.sigma_growth_mm_per_mm * _f(depth_mm)
+    electron: F64 = (p.sigma_at_surface_mm + growth) * np.asarray(scale, dtype=np.float64)
+    fixed = math.hypot(p.source_sigma_mm, p.detector_sigma_mm)  # not density-scaled
+    at_depth = np.hypot(fixed, electron)
     return np.asarray(at_depth * (SAD_MM / _f(dist_mm)), dtype=np.float64)
 
 
@@ -88,27 +93,31 @@ def broad_components(
     p: EngineParams,
     depth_mm: NDArray[np.floating],
     dist_mm: NDArray[np.floating],
-    r2: NDArray[np.floating],
-) -> tuple[F64, F64, F64]:
-    """Amplitudes and isocenter-plane sigmas (u, v) of the seven broad components, shape (7, n).
+) -> tuple[F64, F64, F64, F64]:
+    """Amplitudes, isocenter-plane sigmas (u, v) and softening of the broad components, each
+    of shape (N_BROAD, n).
 
     Rows: near scatter; far scatter (``exp(-r / lambda) / r`` as three Gaussians, carrying the
     far scatter of the extra-focal fluence too); extra-focal images of the primary and of the
-    near scatter; electron contamination (not normalized, as :func:`primary_amplitude`).
+    near scatter; the flattening-filter source; electron contamination (not normalized, as
+    :func:`primary_amplitude`). The off-axis softening is the beamlet's, not the point's: the
+    dose of a beamlet at isocenter-plane position ``(u, v)`` carries
+    ``exp(-soft (u^2 + v^2) / (100 mm)^2)`` on top of the amplitude (the scatter that reaches
+    the axis from the edge of a large field left it with the edge's softer spectrum).
     """
     d = _f(depth_mm)
     proj = SAD_MM / _f(dist_mm)
-    att = attenuation(p, d, r2)
+    no_r = np.zeros_like(d)
+    att = attenuation(p, d, no_r)
     build = 1.0 - np.exp(-p.scatter_buildup_coefficient_per_mm * d)
-    a_near = att * build * p.scatter_near_per_10cm * d / 100.0
+    lever = (d + p.scatter_depth_offset_mm) / 100.0
+    a_near = att * build * p.scatter_near_per_10cm * lever
     ef = p.extra_focal_fraction
-    a_far = (
-        att * build * p.scatter_far_per_10cm * d / 100.0 * (1.0 + ef + p.extra_focal_broad_fraction)
-    )
+    a_far = att * build * p.scatter_far_per_10cm * lever * (1.0 + ef + p.extra_focal_broad_fraction)
     s_prim = primary_sigma_mm(p, d, dist_mm)
     s_near = (p.scatter_near_sigma_mm + p.scatter_near_growth_mm_per_mm * d) * proj
     lam = (p.scatter_far_length_mm + p.scatter_far_length_growth_mm_per_mm * d) * proj
-    a_prim = primary_amplitude(p, d, r2)
+    a_prim = primary_amplitude(p, d, no_r)
     ef_u, ef_v = p.extra_focal_sigma_mm, p.extra_focal_sigma_mm * p.extra_focal_aspect
     a_cont = p.contamination_fraction * np.exp(-d / p.contamination_depth_mm)
     s_cont = np.full_like(d, p.contamination_sigma_mm)
@@ -137,7 +146,9 @@ def broad_components(
             s_cont,
         ]
     )
-    return amp, sig_u, sig_v
+    soft_row = p.attenuation_coefficient_per_mm * p.softening_at_10cm * d
+    soft = np.stack([soft_row] * (N_BROAD - 1) + [np.zeros_like(d)])
+    return amp, sig_u, sig_v, soft
 
 
 def box_factor(x_mm: NDArray[np.floating], half_mm: float, sigma_mm: NDArray[np.floating]) -> F64:
@@ -167,15 +178,18 @@ def field_dose_raw(
     """
     half = 0.5 * beamlet_mm
     r2 = (x_mm**2 + y_mm**2) * 1e-4
-    amp_b, su_b, sv_b = broad_components(p, depth_mm, dist_mm, r2)
+    amp_b, su_b, sv_b, soft_b = broad_components(p, depth_mm, dist_mm)
     amp = np.vstack([primary_amplitude(p, depth_mm, r2)[None, :], amp_b])
     s_prim = primary_sigma_mm(p, depth_mm, dist_mm, scale)
     su = np.vstack([s_prim[None, :], su_b])
     sv = np.vstack([s_prim[None, :], sv_b])
+    soft = np.vstack([np.zeros_like(depth_mm)[None, :], soft_b])[:, :, None] * 1e-4
     cu = centres_u_mm[None, None, :]
     cv = centres_v_mm[None, None, :]
     fu = box_factor(x_mm[None, :, None] - cu, half, su[:, :, None])  # (comp, pts, beamlets)
     fv = box_factor(y_mm[None, :, None] - cv, half, sv[:, :, None])
+    fu *= np.exp(-soft * cu**2)
+    fv *= np.exp(-soft * cv**2)
     h = p.horn_at_10cm * 1e-4
     su0, sv0 = fu.sum(axis=2), fv.sum(axis=2)
     su2 = (fu * centres_u_mm**2).sum(axis=2)

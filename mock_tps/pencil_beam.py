@@ -176,7 +176,8 @@ def _window(r: F32, q: F32, floor: F32, valid: NDArray[np.bool_], k_half: int) -
 
 def _edge_erf(r: F32, q: F32, lo: I32, n: int) -> F32:
     """erf at the n + 1 edges of beamlets lo .. lo + n - 1 (rows: voxels)."""
-    edges = lo[:, None] + (np.arange(n + 1, dtype=np.float32) - np.float32(0.5))
+    # float32 throughout (int32 + float32 would promote to float64)
+    edges = lo.astype(np.float32)[:, None] + (np.arange(n + 1, dtype=np.float32) - np.float32(0.5))
     return erf32((r[:, None] - edges) * q[:, None])
 
 

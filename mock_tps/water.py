@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from esapi_bridge.errors import InvalidInput
 from mock_tps.engine_params import EngineParams
@@ -27,22 +27,21 @@ from mock_tps.kernel import (
     lateral_scale,
     normalization,
 )
+from rtplan_common.models import FrozenModel
 
 F64 = NDArray[np.float64]
 
 
-class Slab(BaseModel):
+class Slab(FrozenModel):
     """A layer of the phantom: ``thickness_mm`` of relative electron density ``density``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     thickness_mm: float = Field(gt=0.0, le=1000.0)
     density: float = Field(ge=0.01, le=20.0)
 
 
-class OpenField(BaseModel):
+class OpenField(FrozenModel):
     """A rectangular field in the isocenter plane (mm), tiled by square beamlets."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     u_min_mm: float
     u_max_mm: float
     v_min_mm: float

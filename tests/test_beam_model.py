@@ -14,6 +14,10 @@ out to 1 cm outside the geometric edge, checked as 2 % / 1 mm distance-to-agreem
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -28,6 +32,7 @@ from mock_tps.beam_data import (
     peak,
     penumbra_80_20_mm,
 )
+from mock_tps.water import OpenField, Slab, SlabPhantom, depth_dose_gy, profile_gy
 
 TEST_FIELDS_CM = (3, 6, 20, 40)
 PROFILE_FIELDS_CM = (3, 6, 20)
@@ -129,3 +134,43 @@ def test_10x10_depth_dose_against_bjr25() -> None:
     # beam than the TrueBeam's 66.4 / 38.1 %): within 2 points of both references
     model = model_pdd(10, np.array([100.0, 200.0]))
     np.testing.assert_allclose(model, [67.5, 39.3], atol=2.0)
+
+
+PEER_LUNG = Path(__file__).parent / "data" / "beam-6x" / "pyradplan_lung_slab.json"
+LUNG = SlabPhantom(
+    slabs=(Slab(thickness_mm=50.0, density=1.0), Slab(thickness_mm=50.0, density=0.25))
+)
+
+
+def _peer_lung(side_cm: int) -> dict[str, Any]:
+    peer = json.loads(PEER_LUNG.read_text())
+    assert peer["version"] == "0.5.0"  # frozen by bench/peer_lung.py with its settings
+    field: dict[str, Any] = peer["fields"][f"{side_cm}x{side_cm}"]
+    return field
+
+
+@pytest.mark.parametrize("side_cm", [10, 5])
+def test_lung_slab_axis_dose_ratio_within_2_percent_of_pyradplan(side_cm: int) -> None:
+    # issue #9: water 0-5 cm, lung 0.25 g/cm3 5-10 cm, water beyond; lung / water phantom on the
+    # axis at 7.5, 12 and 20 cm within 2 % of pyRadPlan 0.5.0 (radiological-depth pencil beam)
+    ref = _peer_lung(side_cm)["ratio_lung_to_water_at_depth_cm"]
+    field = OpenField.square(10.0 * side_cm)
+    depths = np.array([10.0 * float(d) for d in ref])
+    ours = depth_dose_gy(depths, field, LUNG) / depth_dose_gy(depths, field, SlabPhantom())
+    np.testing.assert_allclose(ours, list(ref.values()), rtol=0.02)
+
+
+@pytest.mark.parametrize("side_cm", [10, 5])
+def test_lung_penumbra_at_7_5_cm_is_wider_than_in_water(side_cm: int) -> None:
+    # No Monte Carlo or measured value for this slab was found to cite (tests/data/beam-6x
+    # README): the target is ours, >= 1 mm wider than in water. pyRadPlan's (geometric lateral
+    # kernel) is about equal, as the frozen file shows.
+    field = OpenField.square(10.0 * side_cm)
+    x = np.arange(0.0, 5.0 * side_cm * 1.075 + 40.0, 0.1)
+    width = {}
+    for name, phantom in (("water", SlabPhantom()), ("lung", LUNG)):
+        dose = profile_gy(x, 75.0, field, phantom)
+        width[name] = penumbra_80_20_mm(x, 100.0 * dose / dose[0])
+    assert width["lung"] >= width["water"] + 1.0, width
+    peer = _peer_lung(side_cm)["penumbra_80_20_at_7.5cm_mm"]
+    assert abs(peer["lung"] - peer["water"]) < 1.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from water_phantoms import grid_covering, water_case
+from water_phantoms import field_10x10_case, grid_covering, water_case
 
 from esapi_bridge.errors import InvalidInput
 from mock_tps.case import Beam, Case
@@ -19,21 +19,6 @@ from mock_tps.dose_influence import DoseInfluence
 from mock_tps.water import OpenField, Slab, SlabPhantom, depth_dose_gy, profile_gy
 
 SAD_MM = 1000.0
-
-
-def _field_case() -> Case:
-    """10 x 10 cm field (20 x 20 beamlets of 5 mm, edges at +-50 mm) on water at SSD 100 cm.
-
-    Voxel centres lie on multiples of 5 mm in x and z (x = 0, z = 0 is the field centre); the
-    isocenter (2.5, 0, 2.5) is on the water surface y = 0 and on a beamlet corner.
-    """
-    grid = grid_covering(((-112.5, 112.5), (0.0, 330.0), (-112.5, 112.5)), (5.0, 5.0, 5.0))
-    return water_case(
-        grid,
-        body=((-200.0, 200.0), (0.0, 400.0), (-200.0, 200.0)),
-        target=((-50.0, 50.0), (0.0, 5.0), (-50.0, 50.0)),
-        isocenter_mm=(2.5, 0.0, 2.5),
-    )
 
 
 def _open_field_dose(dij: DoseInfluence) -> NDArray[np.float32]:
@@ -51,7 +36,7 @@ def _peak(depth_mm: NDArray[np.float64], dose: NDArray[np.float64]) -> tuple[flo
 
 @pytest.fixture(scope="module")
 def field_dij() -> tuple[Case, DoseInfluence]:
-    case = _field_case()
+    case = field_10x10_case()
     return case, compute_dose_influence(case)
 
 
@@ -285,7 +270,7 @@ def test_engine_params_validation() -> None:
         EngineParams(dose_cutoff_fraction=float("nan"))
     p = EngineParams()
     assert "sigma_at_surface_mm=" in repr(p)
-    assert len(p.fitted()) == 20  # the model's stated number of fitted parameters
+    assert len(p.fitted()) == 21  # the model's stated number of fitted parameters
 
 
 def test_transmission_gives_closed_beamlets_a_share_of_the_beam(

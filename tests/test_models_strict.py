@@ -37,7 +37,6 @@ PENDING = frozenset(
         "agent.session.memory",
         "agent.session.resume",
         "agent.session.replay",
-        "mock_tps.water",
         "agent.session.provenance",
         "agent.cli.case_source",
     }

@@ -69,3 +69,18 @@ def water_case(
         prescription=Prescription(total_dose_gy=2.0, fractions=1, target_id="PTV"),
         beams=beam_set,
     )
+
+
+def field_10x10_case() -> Case:
+    """10 x 10 cm field (20 x 20 beamlets of 5 mm, edges at +-50 mm) on water at SSD 100 cm.
+
+    Voxel centres lie on multiples of 5 mm in x and z (x = 0, z = 0 is the field centre); the
+    isocenter (2.5, 0, 2.5) is on the water surface y = 0 and on a beamlet corner.
+    """
+    grid = grid_covering(((-112.5, 112.5), (0.0, 330.0), (-112.5, 112.5)), (5.0, 5.0, 5.0))
+    return water_case(
+        grid,
+        body=((-200.0, 200.0), (0.0, 400.0), (-200.0, 200.0)),
+        target=((-50.0, 50.0), (0.0, 5.0), (-50.0, 50.0)),
+        isocenter_mm=(2.5, 0.0, 2.5),
+    )
