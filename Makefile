@@ -21,9 +21,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not llm"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
+# Physics (fit check, a few seconds; the fit from its own result, under a minute), speed and
+# memory per scenario, the broad columns' DVH cost, TG-119 and the lung slab against pyRadPlan
+# (its venv is made by bench/setup_peer.sh when missing; about 20 and 5 min), then calibration
+# and cohort. Each writes bench/results/<name>.json.
 bench: $(STAMP)
+	$(PY) -m bench.beam_check
+	$(PY) -m bench.fit_beam
 	$(PY) -m bench.inner_loop
+	$(PY) -m bench.broad_columns
 	$(PY) -m bench.tg119
+	$(PY) -m bench.peer_lung
 	$(PY) -m bench.calibration
 	$(PY) -m bench.agent_cohort
 

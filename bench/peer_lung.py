@@ -228,10 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         result = run_peer()
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    if not PEER_PYTHON.exists():
-        print("peer venv missing: run bash bench/setup_peer.sh first", file=sys.stderr)
-        return 2
     from bench.common import console, print_table, write_results
+
+    if not PEER_PYTHON.exists():
+        console.print("[yellow]peer venv missing: running setup_peer.sh (one-off install)[/]")
+        subprocess.run(["bash", str(HERE / "setup_peer.sh")], check=False)
+    if not PEER_PYTHON.exists():
+        console.print(
+            "[red]pyRadPlan could not be installed: no comparison (the tests use the frozen file)[/]"
+        )
+        write_results("peer_lung", {"peer": None, "reason": "pyRadPlan could not be installed"})
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         peer_path = Path(tmp) / "peer_lung.json"
