@@ -18,6 +18,10 @@ import numpy as np
 
 from bench.common import console, print_table, write_results
 from mock_tps.beam_data import (
+    OUTSIDE_CM,
+    PROFILE_FIELDS_CM,
+    TEST_DEPTHS_CM,
+    TEST_FIELDS_CM,
     dta_failures,
     field_edge_mm,
     load_measured,
@@ -29,11 +33,6 @@ from mock_tps.beam_data import (
     penumbra_80_20_mm,
 )
 from mock_tps.engine_params import EngineParams
-
-TEST_FIELDS_CM = (3, 6, 20, 40)
-PROFILE_FIELDS_CM = (3, 6, 20)
-DEPTHS_CM = (5.0, 10.0, 20.0)
-OUTSIDE_CM = (1.0, 2.0, 3.0, 4.9)
 
 
 def _measured_output(u_cm: int, v_cm: int) -> float:
@@ -59,7 +58,7 @@ def depth_dose_rows(p: EngineParams) -> list[dict[str, Any]]:
     m = load_measured()
     out = []
     for side in TEST_FIELDS_CM:
-        for depth_cm in DEPTHS_CM:
+        for depth_cm in TEST_DEPTHS_CM:
             model = float(model_pdd(side, np.array([10.0 * depth_cm]), p)[0])
             meas = m.pdd_at(side, 10.0 * depth_cm)
             out.append(
@@ -86,7 +85,7 @@ def profile_rows(p: EngineParams) -> list[dict[str, Any]]:
     m = load_measured()
     out = []
     for side in PROFILE_FIELDS_CM:
-        for depth_cm in DEPTHS_CM:
+        for depth_cm in TEST_DEPTHS_CM:
             x, v = m.profile_points(depth_cm, side)
             edge = field_edge_mm(side, 10.0 * depth_cm)
             keep = x <= edge + 50.0

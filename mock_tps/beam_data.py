@@ -30,6 +30,13 @@ DATA_FILE = (
 #: Jaw settings (cm) of the output-factor table, in order.
 ROF_SIZES_CM: tuple[int, ...] = (3, 4, 5, 7, 10, 15, 20, 30, 40)
 SAD_MM = 1000.0
+#: The held-out test set of #9 (never fitted): square fields with measured depth doses and
+#: output factors, those with measured profiles, and the depths the tests compare at.
+TEST_FIELDS_CM = (3, 6, 20, 40)
+PROFILE_FIELDS_CM = (3, 6, 20)
+TEST_DEPTHS_CM = (5.0, 10.0, 20.0)
+#: Distances beyond the geometric field edge of the out-of-field checks.
+OUTSIDE_CM = (1.0, 2.0, 3.0, 4.9)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 
 from mock_tps.beam_data import (
+    PROFILE_FIELDS_CM,
+    TEST_DEPTHS_CM,
+    TEST_FIELDS_CM,
     dta_failures,
     field_edge_mm,
     load_measured,
@@ -33,10 +36,6 @@ from mock_tps.beam_data import (
     penumbra_80_20_mm,
 )
 from mock_tps.water import OpenField, Slab, SlabPhantom, depth_dose_gy, profile_gy
-
-TEST_FIELDS_CM = (3, 6, 20, 40)
-PROFILE_FIELDS_CM = (3, 6, 20)
-DEPTHS_CM = (5.0, 10.0, 20.0)
 
 
 @pytest.mark.parametrize("side_cm", TEST_FIELDS_CM)
@@ -82,7 +81,7 @@ def _profile(side_cm: int, depth_cm: float) -> tuple[np.ndarray, np.ndarray, np.
 
 
 @pytest.mark.parametrize("side_cm", PROFILE_FIELDS_CM)
-@pytest.mark.parametrize("depth_cm", DEPTHS_CM)
+@pytest.mark.parametrize("depth_cm", TEST_DEPTHS_CM)
 def test_profile_in_field_within_2_points(side_cm: int, depth_cm: float) -> None:
     x, v, model, _ = _profile(side_cm, depth_cm)
     inside = (x <= 45.0) & (v >= 90.0)
@@ -90,7 +89,7 @@ def test_profile_in_field_within_2_points(side_cm: int, depth_cm: float) -> None
 
 
 @pytest.mark.parametrize("side_cm", PROFILE_FIELDS_CM)
-@pytest.mark.parametrize("depth_cm", DEPTHS_CM)
+@pytest.mark.parametrize("depth_cm", TEST_DEPTHS_CM)
 def test_profile_penumbra_passes_2_percent_1_mm(side_cm: int, depth_cm: float) -> None:
     x, v, _, edge = _profile(side_cm, depth_cm)
     x90 = float(x[np.flatnonzero(v < 90.0)[0]])
@@ -103,7 +102,7 @@ def test_profile_penumbra_passes_2_percent_1_mm(side_cm: int, depth_cm: float) -
 
 
 @pytest.mark.parametrize("side_cm", PROFILE_FIELDS_CM)
-@pytest.mark.parametrize("depth_cm", DEPTHS_CM)
+@pytest.mark.parametrize("depth_cm", TEST_DEPTHS_CM)
 def test_profile_out_of_field_within_1_5_points(side_cm: int, depth_cm: float) -> None:
     x, v, model, edge = _profile(side_cm, depth_cm)
     out = (x >= edge + 10.0 - 1e-6) & (x <= edge + 50.0)

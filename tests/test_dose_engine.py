@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from water_phantoms import field_10x10_case, grid_covering, water_case
+from water_phantoms import field_10x10_case, four_field_box, grid_covering, water_case
 
 from esapi_bridge.errors import InvalidInput
 from mock_tps.case import Beam, Case
@@ -240,14 +240,7 @@ def test_a_beam_missing_the_body_raises_naming_it() -> None:
 
 
 def test_columns_follow_the_beams_in_order() -> None:
-    grid = grid_covering(((-80.0, 80.0), (-80.0, 80.0), (-40.0, 40.0)), (5.0, 5.0, 5.0))
-    case = water_case(
-        grid,
-        body=((-75.0, 75.0), (-75.0, 75.0), (-40.0, 40.0)),
-        target=((-15.0, 15.0), (-15.0, 15.0), (-15.0, 15.0)),
-        beams=(Beam(0.0), Beam(90.0), Beam(180.0), Beam(270.0)),
-        margin_mm=5.0,
-    )
+    case = four_field_box()
     dij = compute_dose_influence(case)
     assert np.all(np.diff(dij.beamlet_beam) >= 0)
     assert set(dij.beamlet_beam.tolist()) == {0, 1, 2, 3}

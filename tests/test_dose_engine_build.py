@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from water_phantoms import field_10x10_case, grid_covering, water_case
+from water_phantoms import field_10x10_case, four_field_box
 
-from mock_tps.case import Beam, Case
+from mock_tps.case import Case
 from mock_tps.dose_engine import compute_dose_influence
 from mock_tps.dose_influence import DoseInfluence
 from mock_tps.scatter import beam_groups
@@ -23,14 +23,7 @@ def field_dij() -> tuple[Case, DoseInfluence]:
 
 
 def test_progress_reports_every_beam_then_every_broad_group() -> None:
-    grid = grid_covering(((-80.0, 80.0), (-80.0, 80.0), (-40.0, 40.0)), (5.0, 5.0, 5.0))
-    case = water_case(
-        grid,
-        body=((-75.0, 75.0), (-75.0, 75.0), (-40.0, 40.0)),
-        target=((-15.0, 15.0), (-15.0, 15.0), (-15.0, 15.0)),
-        beams=(Beam(0.0), Beam(90.0), Beam(180.0), Beam(270.0)),
-        margin_mm=5.0,
-    )
+    case = four_field_box()
     calls: list[tuple[str, int, int]] = []
     compute_dose_influence(case, progress=lambda *call: calls.append(call))
     assert calls[:4] == [("primary", k, 4) for k in (1, 2, 3, 4)]

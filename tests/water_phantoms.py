@@ -84,3 +84,15 @@ def field_10x10_case() -> Case:
         target=((-50.0, 50.0), (0.0, 5.0), (-50.0, 50.0)),
         isocenter_mm=(2.5, 0.0, 2.5),
     )
+
+
+def four_field_box() -> Case:
+    """A 15 x 15 x 8 cm water box on a 5 mm grid, a 3 cm cubic target, fields at 0/90/180/270."""
+    grid = grid_covering(((-80.0, 80.0), (-80.0, 80.0), (-40.0, 40.0)), (5.0, 5.0, 5.0))
+    return water_case(
+        grid,
+        body=((-75.0, 75.0), (-75.0, 75.0), (-40.0, 40.0)),
+        target=((-15.0, 15.0), (-15.0, 15.0), (-15.0, 15.0)),
+        beams=(Beam(0.0), Beam(90.0), Beam(180.0), Beam(270.0)),
+        margin_mm=5.0,
+    )
