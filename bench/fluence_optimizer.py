@@ -4,7 +4,7 @@ The matrices come from a crude geometric pencil beam written here (not the proje
 dose engine): depth attenuation, erf-shaped beamlet profiles with a scatter tail, cut
 below 0.1 % of the peak, so that non-zeros per row and per beamlet resemble a real one.
 Cases: a prostate phantom (7 IMRT fields), the same with 180 VMAT control points, and the
-TG-119 C-shape masks from ``../shared/data/tg119`` (9 fields, about 29 M non-zeros).
+TG-119 C-shape masks (the file found by ``mock_tps.tg119_fetch``) (9 fields, about 29 M non-zeros).
 
 Run: ``python -m bench.fluence_optimizer [prostate|vmat|tg119 ...]``.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.io
@@ -33,8 +32,8 @@ from esapi_bridge.dto import (
 )
 from mock_tps.dose_influence import DoseInfluence
 from mock_tps.optimizer import build_problem, optimize_fluence
+from mock_tps.tg119_fetch import resolve_tg119_path
 
-TG119_MAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tg119" / "TG119.mat"
 UP, LO = ObjectiveOperator.UPPER, ObjectiveOperator.LOWER
 
 
@@ -224,7 +223,7 @@ def prostate_case(vmat: bool = False) -> SyntheticCase:
 
 def tg119_case() -> SyntheticCase:
     """TG-119 C-shape masks (167 x 167 x 129, 3 x 3 x 2.5 mm), 9 fields."""
-    mat = scipy.io.loadmat(TG119_MAT, simplify_cells=True)
+    mat = scipy.io.loadmat(resolve_tg119_path(), simplify_cells=True)
     shape = (
         tuple(int(n) for n in mat["ct"]["cubeDim"])
         if "cubeDim" in mat["ct"]

@@ -30,17 +30,6 @@ from rtplan_common.models import (
 )
 
 PACKAGES = ("agent", "esapi_bridge", "mock_tps", "rtplan_common")
-#: Modules whose models are owned elsewhere and not yet on the shared base (issue #8, item 9:
-#: to be switched by their owners); their models are still walked and reported here.
-PENDING = frozenset(
-    {
-        "agent.session.memory",
-        "agent.session.resume",
-        "agent.session.replay",
-        "agent.session.provenance",
-        "agent.cli.case_source",
-    }
-)
 NON_FINITE = (math.nan, math.inf, -math.inf)
 
 
@@ -163,15 +152,11 @@ def test_the_walk_would_see_a_permissive_model() -> None:
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: f"{m.__module__}.{m.__qualname__}")
 def test_every_float_field_refuses_nan_and_infinity(model: type[BaseModel]) -> None:
     permissive = _permissive(model)
-    if permissive and model.__module__ in PENDING:
-        pytest.xfail(f"not yet on the shared base: {', '.join(permissive)}")
     assert permissive == []
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: f"{m.__module__}.{m.__qualname__}")
 def test_every_model_derives_from_the_shared_base(model: type[BaseModel]) -> None:
-    if not issubclass(model, StrictModel) and model.__module__ in PENDING:
-        pytest.xfail("owned elsewhere, not yet on the shared base")
     assert issubclass(model, StrictModel), f"{model.__qualname__} is not a StrictModel"
 
 
