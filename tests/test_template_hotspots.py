@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dvh_shapes import ramp
 
 from agent.evaluation import GoalStatus, evaluate
 from agent.templates import GoalSpec, MetricKind, SiteTemplate, list_templates, load_template
-from esapi_bridge.dto import DvhCurve
 from mock_tps.phantoms import make_case
 from mock_tps.phantoms.shapes import expand
 
@@ -102,27 +102,15 @@ def test_the_phantoms_build_the_derived_structures_as_the_templates_say(seed: in
     assert np.array_equal(liver.mask("BODY-PTV"), liver.body_mask & ~liver.mask("PTV"))
 
 
-def _flat(sid: str, lo: float, hi: float, volume_cm3: float = 100.0) -> DvhCurve:
-    return DvhCurve(
-        structure_id=sid,
-        volume_cm3=volume_cm3,
-        dose_gy=[0.0, lo, hi],
-        volume_pct=[100.0, 100.0, 0.0],
-        min_dose_gy=lo,
-        mean_dose_gy=(lo + hi) / 2.0,
-        max_dose_gy=hi,
-    )
-
-
 def test_88_gy_in_the_nodal_ptv_is_a_failing_goal() -> None:
     """The issue's plan: 88 Gy (126 % of Rx) in PTV56 while every other goal was met."""
     t = load_template("head-and-neck")
     ids = {s.id: s.id for s in t.structures}
-    dvhs = {s.id: _flat(s.id, 0.0, 1.0) for s in t.structures}
-    dvhs["PTV70"] = _flat("PTV70", 70.0, 70.5)
-    dvhs["BODY"] = _flat("BODY", 0.0, 88.0, volume_cm3=5000.0)
+    dvhs = {s.id: ramp(s.id, 0.0, 1.0) for s in t.structures}
+    dvhs["PTV70"] = ramp("PTV70", 70.0, 70.5)
+    dvhs["BODY"] = ramp("BODY", 0.0, 88.0, volume_cm3=5000.0)
     for sid in ("PTV56", "PTV56-PTV70+10mm"):
-        dvhs[sid] = _flat(sid, 56.5, 88.0)
+        dvhs[sid] = ramp(sid, 56.5, 88.0)
     ev = evaluate(dvhs, t, ids)
     failed = {g.goal_id for g in ev.failed_goals(max_priority=2)}
     assert {"ptv56_max", "ptv56_far_max"} <= failed
