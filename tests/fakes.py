@@ -38,6 +38,17 @@ from esapi_bridge.errors import (
     UnknownStructure,
 )
 
+#: Objectives a plan already holds when the agent opens it (restored on error or interrupt).
+ORIGINAL_OBJECTIVES = [
+    PointObjective(
+        structure_id="PTV",
+        operator=ObjectiveOperator.LOWER,
+        dose_gy=78.0,
+        volume_pct=100,
+        priority=90,
+    )
+]
+
 
 @dataclass
 class FakeStructure:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import ORIGINAL_OBJECTIVES as ORIGINAL
 from fakes import FakeStructure, FakeTpsSession, ScriptedPolicy
 from template_fixtures import frozen_prostate_template
 
@@ -19,23 +20,12 @@ from agent.session.records import Proposal, SessionConfig, StopReason
 from agent.templates import StructureMatchError
 from esapi_bridge.dto import (
     ApprovalStatus,
-    ObjectiveOperator,
     PlanInfo,
-    PointObjective,
     objective_key,
 )
 from esapi_bridge.errors import OptimizationFailed, PlanLocked
 
 TEMPLATE = frozen_prostate_template()
-ORIGINAL = [
-    PointObjective(
-        structure_id="PTV",
-        operator=ObjectiveOperator.LOWER,
-        dose_gy=78.0,
-        volume_pct=100,
-        priority=90,
-    )
-]
 
 
 def _fake(**kw: Any) -> FakeTpsSession:

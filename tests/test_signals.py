@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import ORIGINAL_OBJECTIVES as ORIGINAL
 from fakes import FakeTpsSession
 from template_fixtures import frozen_prostate_template
 from typer.testing import CliRunner
@@ -33,20 +34,11 @@ from agent.session.signals import (
     SessionInterrupted,
     exit_code,
 )
-from esapi_bridge.dto import ObjectiveOperator, OptimizeRequest, PointObjective
+from esapi_bridge.dto import OptimizeRequest
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
 TEMPLATE = frozen_prostate_template()
-ORIGINAL = [
-    PointObjective(
-        structure_id="PTV",
-        operator=ObjectiveOperator.LOWER,
-        dose_gy=78.0,
-        volume_pct=100,
-        priority=90,
-    )
-]
 ROOT = Path(__file__).resolve().parent.parent
 
 
