@@ -9,7 +9,7 @@ touch the TPS; the loop applies what the guardrails let through.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +22,19 @@ from esapi_bridge.dto import DvhCurve, Objective, OptimizationResult, StructureI
 
 class PolicyError(RuntimeError):
     """A policy cannot produce a proposal (e.g. a replay ran out of recorded steps)."""
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a look-ahead trial returned: the guardrails' verdict and, if it ran, the
+    evaluation of the trial plan (``None`` when rejected or when no trials are left)."""
+
+    verdict: GuardVerdict
+    evaluation: Evaluation | None
+    applied: Sequence[Objective] | None = None
+
+
+TrialFn = Callable[[Sequence[Objective]], TrialOutcome]
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,15 @@ class PolicyContext:
     dvhs
         DVHs of the current plan for every structure with an objective or a goal
         (plan structure id -> curve).
+    identifiers
+        Strings that identify the patient or plan (plan id, plan structure ids that are
+        not the template's): never for a prompt; a model-backed policy redacts them.
+    trial
+        Look-ahead: ``trial(objectives)`` guards, journals and optimizes a trial plan from
+        the same state and returns its evaluation (counted as an inner optimization);
+        ``None`` when the session allows no trials.
+    trials_left
+        How many trials this iteration still allows.
     """
 
     iteration: int
@@ -76,6 +98,9 @@ class PolicyContext:
     rejection: GuardVerdict | None = None
     attempt: int = 0
     dvhs: Mapping[str, DvhCurve] = field(default_factory=dict)
+    identifiers: frozenset[str] = frozenset()
+    trial: TrialFn | None = None
+    trials_left: int = 0
 
 
 @runtime_checkable

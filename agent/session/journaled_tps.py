@@ -12,14 +12,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from loguru import logger
 
 from agent.session.journal import Journal, JournalError
+from agent.session.model_calls import ModelCallStats
 from agent.session.records import ApplyIntent, SessionEvent
 from esapi_bridge.dto import Objective
 from esapi_bridge.errors import TpsError
 from esapi_bridge.port import TpsSession
+
+TrialPurpose = Literal["apply", "trial"]
 
 
 class JournaledTps:
@@ -45,13 +49,26 @@ class JournaledTps:
         self.out_dir = out_dir
         self.save_snapshots = save_snapshots
 
-    def event(self, kind: str, iteration: int | None, message: str) -> None:
+    def event(
+        self,
+        kind: str,
+        iteration: int | None,
+        message: str,
+        model_calls: ModelCallStats | None = None,
+    ) -> None:
         """Journal a :class:`SessionEvent`."""
-        self.journal.write(SessionEvent(kind=kind, iteration=iteration, message=message))
+        self.journal.write(
+            SessionEvent(kind=kind, iteration=iteration, message=message, model_calls=model_calls)
+        )
 
-    def apply(self, iteration: int, objectives: list[Objective]) -> None:
-        """Journal the intent (synced), then set ``objectives`` on the plan."""
-        self.journal.write(ApplyIntent(iteration=iteration, objectives=objectives))
+    def apply(
+        self, iteration: int, objectives: list[Objective], purpose: TrialPurpose = "apply"
+    ) -> None:
+        """Journal the intent (synced), then set ``objectives`` on the plan.
+
+        ``purpose="trial"`` marks a look-ahead trial (the committed objectives follow).
+        """
+        self.journal.write(ApplyIntent(iteration=iteration, objectives=objectives, purpose=purpose))
         self.session.set_objectives(objectives)
 
     def restore(self, original: list[Objective], *, journaled: bool = True) -> bool:

@@ -1,22 +1,19 @@
 """The planning loop: observe -> evaluate -> remember -> propose -> guard -> apply ->
 optimize -> dose -> normalize -> journal, until a stop rule fires.
 
-Stop rules (:meth:`agent.session.state.SessionState.stop_reason`): every priority-1 goal
-met and the score at its maximum or no longer improving (``patience``); no improvement
-for ``stall_limit`` iterations; the policy is done; the iteration limit; the clinician's
-stop; guardrail rejections exhausted; an interrupt (Ctrl-C, or SIGTERM/SIGHUP turned into
-one by :class:`agent.session.signals.InterruptOnSignals`) or an unrecoverable error,
-after which the plan's original objectives are restored. On a regular stop the best plan
-is kept: if the last iteration is worse (:func:`agent.session.stopping.better`), the best
-iteration's objectives are applied again (a ``revert-to-best`` record). The stop reason
-is named for the plan left in the TPS (:mod:`agent.session.outcome`).
+Stop rules: :meth:`agent.session.state.SessionState.stop_reason`, the policy being done,
+the clinician's stop, guardrail rejections exhausted, an interrupt (Ctrl-C, SIGTERM/SIGHUP
+via :class:`agent.session.signals.InterruptOnSignals`) or an unrecoverable error, after
+which the plan's original objectives are restored. On a regular stop the best plan is kept
+(a ``revert-to-best`` record if the last iteration is worse); the stop reason is named for
+the plan left in the TPS (:mod:`agent.session.outcome`).
 
-Iteration 0 applies the template's initial objectives. Every optimization restarts from
-scratch by default (``SessionConfig.optimization_mode``), so that a plan is a function
-of its objectives: the revert, a resume and a replay reproduce it exactly; ``continue``
-warm-starts from the last fluence instead. Everything the TPS is about to be asked to
-change is journaled (fsync) first (:class:`agent.session.journaled_tps.JournaledTps`).
-A session that cannot start creates nothing (:mod:`agent.session.start`).
+Iteration 0 applies the template's initial objectives. Optimizations restart from scratch
+by default (``SessionConfig.optimization_mode``), so a plan is a function of its
+objectives: the revert, a resume, a replay and look-ahead trials
+(:mod:`agent.session.lookahead`) reproduce it exactly. Every change to the TPS is journaled
+(fsync) first (:class:`agent.session.journaled_tps.JournaledTps`); a session that cannot
+start creates nothing (:mod:`agent.session.start`).
 """
 
 from __future__ import annotations
@@ -31,7 +28,9 @@ from agent.session.approval import Approver
 from agent.session.guardrails import GuardLimits, Guardrails
 from agent.session.journal import Journal, JournalError
 from agent.session.journaled_tps import JournaledTps
+from agent.session.lookahead import TrialRunner
 from agent.session.memory import Memory, make_step
+from agent.session.model_calls import ModelCallStats
 from agent.session.negotiation import SessionAborted, context_factory, negotiate
 from agent.session.outcome import KEEP_BEST
 from agent.session.plan_step import finish_session, observe_dvhs, optimize_and_evaluate
@@ -50,7 +49,13 @@ from agent.session.records import (
     VerdictStatus,
 )
 from agent.session.signals import describe_interrupt
-from agent.session.start import check_plan, leave_no_empty_dirs, session_header, template_start
+from agent.session.start import (
+    check_plan,
+    leave_no_empty_dirs,
+    plan_identifiers,
+    session_header,
+    template_start,
+)
 from agent.session.state import SessionState
 from agent.templates import SiteTemplate
 from esapi_bridge.dto import (
@@ -203,6 +208,9 @@ class PlanningLoop:
         self.structure_map = structure_map
         self.guard = Guardrails(self.template, structure_map, structures, rx_gy, self.guard_limits)
         self.norm_rule = self.template.normalization_rule(structure_map, rx_gy)
+        self.identifiers = plan_identifiers(
+            self.session.plan_info().plan_id, structures, structure_map, self.case_label
+        )
 
     def _drive(self, start: float, first_iteration: int, skip_zero: bool = False) -> SessionSummary:
         try:
@@ -222,7 +230,9 @@ class PlanningLoop:
                 iteration += 1
         except SessionAborted as stop:
             reason, message = stop.reason, stop.message
+            self._unrecorded_calls(stop.proposal.model_calls if stop.proposal else None)
         except (KeyboardInterrupt, TpsError, PolicyError, EvaluationError) as exc:
+            self._unrecorded_calls(getattr(exc, "model_calls", None))
             return self._finish(start, *self._abort_reason(exc))
         except JournalError:
             assert self.tps is not None and self.header is not None
@@ -246,6 +256,14 @@ class PlanningLoop:
             return
         accepted = GuardVerdict(status=VerdictStatus.ACCEPTED)
         self._plan_fixed(self.state.records[-1].iteration + 1, proposal, accepted, t_start)
+
+    def _unrecorded_calls(self, stats: ModelCallStats | None) -> None:
+        """Journal model calls that reached no iteration record (a done proposal, a failure)."""
+        if stats is None or self.tps is None:
+            return
+        self.state.unrecorded_model_calls.append(stats)
+        iteration = self.state.records[-1].iteration + 1 if self.state.records else None
+        self.tps.event("model_calls", iteration, "calls of the last proposal", stats)
 
     def _abort_reason(self, exc: BaseException) -> tuple[StopReason, str]:
         if isinstance(exc, KeyboardInterrupt):
@@ -291,6 +309,15 @@ class PlanningLoop:
         t_start = self.clock()
         timings = IterationTimings()
         dvhs = observe_dvhs(self.session, st.objectives, current_eval)
+        trials = TrialRunner(
+            tps,
+            self.guard,
+            st.objectives,
+            iteration,
+            self.config.lookahead_trials,
+            self._trial_optimize,
+            self.policy.name,
+        )
 
         make_context = context_factory(
             PolicyContext(
@@ -306,6 +333,9 @@ class PlanningLoop:
                 memory=self.memory,
                 history=st.records,
                 dvhs=dvhs,
+                identifiers=self.identifiers,
+                trial=trials if trials.limit > 0 else None,
+                trials_left=trials.left,
             )
         )
 
@@ -330,6 +360,8 @@ class PlanningLoop:
         tps.apply(iteration, deal.applied)
         previous_objectives = st.objectives
         mode = deal.proposal.optimization_mode or self.config.optimization_mode
+        if trials.ran:  # the commit starts from the same state as the trials did
+            mode = OptimizationMode.RESTART
         result, factor, evaluation, opt_timings = self._timed_optimize(mode)
         for name in ("optimize_s", "dose_s", "normalize_s", "evaluate_s"):
             setattr(timings, name, getattr(opt_timings, name))
@@ -342,18 +374,23 @@ class PlanningLoop:
                 iteration=iteration,
                 proposal=deal.proposal,
                 rejected=deal.rejected,
+                trials=trials.records,
                 verdict=deal.verdict,
                 approval=deal.action,
                 feedback="\n".join(deal.feedback) or None,
                 applied_objectives=deal.applied,
                 optimization_mode=mode,
                 optimization=result,
-                inner_optimizations=1,
+                inner_optimizations=1 + trials.ran,
                 normalization_factor=factor,
                 evaluation=evaluation,
                 timings=timings,
             )
         )
+
+    def _trial_optimize(self) -> tuple[Evaluation, float]:
+        _, _, evaluation, timings = self._timed_optimize(OptimizationMode.RESTART)
+        return evaluation, timings.optimize_s
 
     def _record(self, record: IterationRecord) -> None:
         assert self.journal is not None

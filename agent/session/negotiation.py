@@ -30,10 +30,11 @@ from esapi_bridge.dto import Objective
 class SessionAborted(Exception):
     """Ends a session with a stop reason and message (policy done, clinician stop, ...)."""
 
-    def __init__(self, reason: StopReason, message: str) -> None:
+    def __init__(self, reason: StopReason, message: str, proposal: Proposal | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.proposal = proposal  # the policy's done proposal, if that ended it
 
 
 @dataclass
@@ -111,7 +112,9 @@ def negotiate(
         if proposal.done:
             on_event("policy_done", proposal.rationale)
             raise SessionAborted(
-                StopReason.POLICY_DONE, f"the {policy.name} policy is done: {proposal.rationale}"
+                StopReason.POLICY_DONE,
+                f"the {policy.name} policy is done: {proposal.rationale}",
+                proposal,
             )
         t0 = clock()
         verdict, applied = guard.check(proposal, current)

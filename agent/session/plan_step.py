@@ -15,6 +15,7 @@ from pathlib import Path
 from agent.evaluation import Evaluation, evaluate_session
 from agent.session.errors import JournalError
 from agent.session.journaled_tps import JournaledTps
+from agent.session.model_calls import total_model_calls
 from agent.session.outcome import describe_stop, settle_stop_reason
 from agent.session.records import (
     REVERT_POLICY,
@@ -120,6 +121,7 @@ def build_summary(
         ),
         inner_optimizations=state.inner_optimizations,
         rejected_proposals=state.rejected,
+        model_calls=total_model_calls(state.model_call_stats()),
         restored_original=restored,
         wall_time_s=wall_time_s,
     )

@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from agent.evaluation import Evaluation
+from agent.session.model_calls import ModelCallStats
 from agent.session.provenance import (
     CaseLabel,
     ChainHead,
@@ -84,6 +85,7 @@ class Proposal(_Record):
     done: bool = False
     policy: str = ""
     optimization_mode: OptimizationMode | None = None  # None: the session's default
+    model_calls: ModelCallStats | None = None  # model-backed policies: the calls behind it
 
 
 class VerdictStatus(StrEnum):
@@ -141,6 +143,19 @@ class IterationTimings(_Record):
     total_s: NonNegSeconds = 0.0
 
 
+class TrialRecord(_Record):
+    """A look-ahead trial: objectives the policy asked to try before committing.
+
+    Guarded like a proposal; a rejected trial never reached the TPS (``score`` is None).
+    """
+
+    objectives: list[Objective]
+    verdict: GuardVerdict
+    score: float | None = None
+    all_priority1_met: bool | None = None
+    optimize_s: NonNegSeconds = 0.0
+
+
 class IterationRecord(_Record):
     """One iteration of the loop: proposal -> guard -> apply -> optimize -> dose -> normalize -> evaluate.
 
@@ -155,6 +170,7 @@ class IterationRecord(_Record):
     iteration: Annotated[int, Field(ge=0)]
     proposal: Proposal
     rejected: list[RejectedProposal] = Field(default_factory=list)
+    trials: list[TrialRecord] = Field(default_factory=list)
     verdict: GuardVerdict
     approval: ApprovalAction = ApprovalAction.AUTO
     feedback: str | None = None
@@ -197,6 +213,7 @@ class SessionConfig(_Record):
     min_improvement: Annotated[float, Field(ge=0.0)] = 0.01
     memory_length: Annotated[int, Field(ge=1)] = 5
     approve: bool = False
+    lookahead_trials: Annotated[int, Field(ge=0, le=10)] = 0  # look-ahead trials per iteration
     spacing_mm: float | None = None
     tps: str = "mock"
 
@@ -262,7 +279,7 @@ class ApplyIntent(_Record):
     entry: Literal["intent"] = "intent"
     iteration: Annotated[int, Field(ge=0)]
     objectives: list[Objective]
-    purpose: Literal["apply", "restore"] = "apply"
+    purpose: Literal["apply", "restore", "trial"] = "apply"
     timestamp: str = Field(default_factory=utc_now_iso)
 
 
@@ -273,6 +290,7 @@ class SessionEvent(_Record):
     kind: str
     iteration: int | None = None
     message: str = ""
+    model_calls: ModelCallStats | None = None  # a policy's calls that reached no iteration
     timestamp: str = Field(default_factory=utc_now_iso)
 
 
@@ -320,6 +338,7 @@ class SessionSummary(_Record):
     iterations: Annotated[int, Field(ge=0)]
     inner_optimizations: Annotated[int, Field(ge=0)]
     rejected_proposals: Annotated[int, Field(ge=0)] = 0
+    model_calls: ModelCallStats | None = None  # totals of a model-backed policy
     restored_original: bool = False
     wall_time_s: NonNegSeconds
     finished_at: str = Field(default_factory=utc_now_iso)

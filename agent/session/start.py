@@ -11,7 +11,7 @@ and the summary) instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +147,18 @@ def probe_writable(directory: Path) -> None:
     """
     with leave_no_empty_dirs(Path(directory), always=True):
         check_writable(Path(directory))
+
+
+def plan_identifiers(
+    plan_id: str,
+    structures: Sequence[StructureInfo],
+    structure_map: Mapping[str, str],
+    case_label: str | None = None,
+) -> frozenset[str]:
+    """What identifies this plan or patient and must never reach a model's prompt: the plan
+    id, the case label, and every plan structure id that is not a template id (a
+    structure named ``PTV_Smith`` carries a name; ``Rectum`` does not)."""
+    canonical = {c.casefold() for c in structure_map}
+    found = {plan_id} | ({case_label} if case_label else set())
+    found |= {s.structure_id for s in structures if s.structure_id.casefold() not in canonical}
+    return frozenset(found)

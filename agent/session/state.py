@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.evaluation import Evaluation
+from agent.session.model_calls import ModelCallStats
 from agent.session.outcome import goal_reason
 from agent.session.records import (
     REVERT_POLICY,
@@ -38,6 +39,16 @@ class SessionState:
     reference: int | None = None
     feedback: list[str] = field(default_factory=list)
     prior_wall_s: float = 0.0
+    # calls of a model-backed policy that reached no iteration record (a final done proposal)
+    unrecorded_model_calls: list[ModelCallStats] = field(default_factory=list)
+
+    def model_call_stats(self) -> list[ModelCallStats | None]:
+        """Every proposal's model-call stats: applied, rejected and unrecorded ones."""
+        stats: list[ModelCallStats | None] = list(self.unrecorded_model_calls)
+        for record in self.records:
+            stats.append(record.proposal.model_calls)
+            stats.extend(r.proposal.model_calls for r in record.rejected)
+        return stats
 
     def add(self, record: IterationRecord, min_improvement: float) -> None:
         """Take a completed record as the current plan and update best / stall."""
