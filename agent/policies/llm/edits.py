@@ -90,6 +90,13 @@ class PlanEdits(StrictModel):
     done: bool = Field(
         default=False, description="true: accept the current plan, no further changes."
     )
+    simulate_only: bool = Field(
+        default=False,
+        description=(
+            "true: run a look-ahead trial of these edits and report its goals, without "
+            "committing them (only while trials are left in this iteration)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> PlanEdits:
