@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter, ValidationError
+
 from agent.session.records import GuardVerdict, Proposal, VerdictStatus
 from agent.templates import SiteTemplate, TppRange
 from agent.templates.schema import TARGET_TYPES
@@ -28,6 +30,7 @@ from esapi_bridge.dto import (
     StructureInfo,
     objective_key,
 )
+from rtplan_common.models import validation_problems
 
 _FLOAT_FIELDS = (
     "dose_gy",
@@ -95,6 +98,27 @@ def _in(value: float, bounds: tuple[float, float]) -> bool:
     return bounds[0] - _EPS <= value <= bounds[1] + _EPS
 
 
+_OBJECTIVE_LIST: TypeAdapter[list[Objective]] = TypeAdapter(list[Objective])
+
+
+def objective_problems(objectives: Sequence[Objective]) -> list[str]:
+    """Why ``objectives`` are not valid objectives (a policy may have built them without
+    validation, e.g. with ``model_copy``); empty when they are."""
+    try:
+        _OBJECTIVE_LIST.validate_python([o.model_dump() for o in objectives])
+    except ValidationError as exc:
+        return [f"objectives{field}: {reason}" for field, reason in validation_problems(exc)]
+    return []
+
+
+def recordable(proposal: Proposal) -> Proposal:
+    """``proposal`` as the journal may keep it: invalid objectives are left out (the
+    verdict's reasons name them), so that every journal line can be read back."""
+    if not objective_problems(proposal.objectives):
+        return proposal
+    return proposal.model_copy(update={"objectives": []})
+
+
 class Guardrails:
     """Validate and bound proposals for one plan.
 
@@ -155,6 +179,7 @@ class Guardrails:
                 "the proposal has no lower/exact objective on a target "
                 f"({', '.join(sorted(self.targets)) or 'none known'}); at least one is required"
             )
+        reasons = reasons or objective_problems(proposal.objectives)  # what no check above names
         if reasons:
             return GuardVerdict(status=VerdictStatus.REJECTED, reasons=reasons), None
         if current is None:

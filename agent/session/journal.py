@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loguru import logger
+from pydantic import ValidationError
 
 from agent.session.chain import chain_seed, seal
 from agent.session.errors import (
@@ -47,6 +48,7 @@ from agent.session.provenance import ChainHead, IntegrityStatus, TornTail
 from agent.session.records import JournalEntry, SessionHeader, SessionLog
 from agent.session.secret import derive_key, key_id, writer_secret
 from rtplan_common.atomic_io import describe_os_error
+from rtplan_common.models import validation_problems
 
 __all__ = [
     "Journal",
@@ -269,7 +271,16 @@ class Journal:
         if isinstance(entry, SessionHeader) and self.entries == 0:
             entry = entry.model_copy(update={"chain_key_id": self.key_id})
             self._previous = chain_seed(self._key, entry.session_id)
-        line, mac = seal(self._key, self._previous, entry.model_dump_json())
+        text = entry.model_dump_json()
+        try:  # never write a line that cannot be read back (a model_copy skips validation)
+            type(entry).model_validate_json(text)
+        except ValidationError as exc:
+            shown = "; ".join(f"{f}: {r}" for f, r in validation_problems(exc)[:3])
+            raise JournalError(
+                f"refusing to journal an invalid {type(entry).__name__} ({shown}); "
+                "nothing was written"
+            ) from exc
+        line, mac = seal(self._key, self._previous, text)
         data = (line + "\n").encode("utf-8")
         try:
             if self._fd is None:

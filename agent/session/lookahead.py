@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from agent.evaluation import Evaluation
 from agent.policies.base import TrialOutcome
-from agent.session.guardrails import Guardrails
+from agent.session.guardrails import Guardrails, recordable
 from agent.session.journaled_tps import JournaledTps
 from agent.session.records import GuardVerdict, Proposal, TrialRecord, VerdictStatus
 from esapi_bridge.dto import Objective
@@ -69,7 +69,8 @@ class TrialRunner:
         )
         verdict, applied = self.guard.check(proposal, self.current)
         if applied is None:
-            self.records.append(TrialRecord(objectives=list(objectives), verdict=verdict))
+            kept = recordable(proposal).objectives
+            self.records.append(TrialRecord(objectives=kept, verdict=verdict))
             self.tps.event("trial_rejected", self.iteration, "; ".join(verdict.reasons))
             return TrialOutcome(verdict=verdict, evaluation=None)
         self.tps.apply(self.iteration, applied, purpose="trial")

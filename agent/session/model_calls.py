@@ -93,6 +93,8 @@ class ModelCallStats(StrictModel):
             call_s=self.call_s + other.call_s,
             trials=self.trials + other.trials,
             fallback=self.fallback or other.fallback,
+            reasoning=self.reasoning + other.reasoning,
+            critique=self.critique or other.critique,
             exchanges=self.exchanges + other.exchanges,
         )
 
@@ -104,5 +106,5 @@ def total_model_calls(stats: list[ModelCallStats | None]) -> ModelCallStats | No
         return None
     total = ModelCallStats()
     for s in present:
-        total = total + s
+        total = total + s.model_copy(update={"reasoning": [], "critique": ""})
     return total

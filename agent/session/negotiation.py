@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from agent.policies.base import Policy, PolicyContext
 from agent.session.approval import Approver, EditRejectionListener
-from agent.session.guardrails import Guardrails
+from agent.session.guardrails import Guardrails, recordable
 from agent.session.records import (
     ApprovalAction,
     GuardVerdict,
@@ -120,7 +120,7 @@ def negotiate(
         verdict, applied = guard.check(proposal, current)
         timings.guard_s += clock() - t0
         if applied is None:
-            rejected.append(RejectedProposal(proposal=proposal, verdict=verdict))
+            rejected.append(RejectedProposal(proposal=recordable(proposal), verdict=verdict))
             guard_rejections += 1
             rejection = verdict
             on_event("rejected", "; ".join(verdict.reasons))
