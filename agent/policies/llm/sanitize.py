@@ -13,7 +13,7 @@ Two jobs, both applied before any text reaches a model:
 - :class:`Redactor` replaces every occurrence of known identifiers (patient, plan and course
   ids and names) by :data:`REDACTED`. Matching is normalized: Unicode NFKC, case folded,
   accents ignored, and separators (whitespace, ``_``, ``-``, ``.``, ``^``, ``,``) as well as
-  control and invisible format characters (``Sm\u200bith``) ignored, so
+  control and invisible format characters (``Sm\\u200bith``) ignored, so
   ``Smith^John``, ``SMITH john`` and ``smith_john`` match one another, and so do ``MRN
   123-456`` and ``mrn123456``. Matches are substrings, not words: an identifier inside a
   longer name (``Rectum_MRN123456``) is found; the price is occasional over-redaction of an
