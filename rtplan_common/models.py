@@ -72,6 +72,18 @@ def clean_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     return text
 
 
+_NOT_NEWLINE_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_BLANK_CONTROL_RE = re.compile(r"[\t\r\v\f\x85]")
+
+
+def clean_multiline(text: str) -> str:
+    """``text`` with its line feeds kept and every other control character removed (tab,
+    CR, VT, FF and NEL become a blank); never cut. For prompt text, whose layout matters."""
+    if _NOT_NEWLINE_CONTROL_RE.search(text):
+        text = _NOT_NEWLINE_CONTROL_RE.sub("", _BLANK_CONTROL_RE.sub(" ", text))
+    return text
+
+
 def check_identifier(text: str) -> str:
     """``text`` unchanged if it holds no control character; raises ``ValueError`` naming them."""
     found = control_characters(text)

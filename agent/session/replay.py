@@ -20,12 +20,18 @@ from pathlib import Path
 
 from pydantic import Field
 
-from agent.policies import ReplayPolicy
+from agent.policies import Policy, ReplayPolicy
 from agent.session.errors import ResumeError
 from agent.session.journal_read import journal_path, read_journal
 from agent.session.loop import IterationCallback, PlanningLoop
 from agent.session.recorded_case import check_case, load_recorded_template
-from agent.session.records import IterationRecord, SessionConfig, SessionSummary, StopReason
+from agent.session.records import (
+    IterationRecord,
+    SessionConfig,
+    SessionLog,
+    SessionSummary,
+    StopReason,
+)
 from esapi_bridge.port import TpsSession
 from rtplan_common.models import StrictModel
 
@@ -50,6 +56,7 @@ class IterationComparison(StrictModel):
     worst: str = ""  # the goal / criterion with the largest difference
     worst_recorded: float | None = None  # its recorded value
     worst_replayed: float | None = None  # its replayed value
+    objectives_match: bool = True  # the replayed policy applied the recorded objectives
 
 
 class ReplayReport(StrictModel):
@@ -81,7 +88,7 @@ class ReplayReport(StrictModel):
         return [
             c
             for c in self.comparisons
-            if c.max_abs_difference is None or c.max_abs_difference > tol
+            if c.max_abs_difference is None or c.max_abs_difference > tol or not c.objectives_match
         ]
 
     def verdict(self) -> str:
@@ -128,6 +135,15 @@ def _num(value: float | None) -> str:
 
 
 def _compare(recorded: IterationRecord, replayed: IterationRecord) -> IterationComparison:
+    comparison = _compare_metrics(recorded, replayed)
+    if recorded.applied_objectives != replayed.applied_objectives:
+        comparison = comparison.model_copy(
+            update={"objectives_match": False, "worst": "the applied objectives"}
+        )
+    return comparison
+
+
+def _compare_metrics(recorded: IterationRecord, replayed: IterationRecord) -> IterationComparison:
     a, b = recorded.evaluation, replayed.evaluation
     if a is None or b is None:
         return IterationComparison(
@@ -182,6 +198,7 @@ def replay_session(
     tolerance: float = REPLAY_TOLERANCE,
     on_iteration: IterationCallback | None = None,
     template_file: str | Path | None = None,
+    policy_for: Callable[[SessionLog], Policy] | None = None,
 ) -> ReplayReport:
     """Replay ``journal`` on a freshly opened plan and compare metrics iteration by iteration.
 
@@ -189,6 +206,11 @@ def replay_session(
     recorded config, except the policy (``replay``), no approval, and stop rules that let
     every recorded iteration run. A session that was resumed re-optimized from scratch at
     the resume point, so its replay is expected to match only up to there.
+
+    ``policy_for`` builds the replaying policy from the journal (default:
+    :class:`ReplayPolicy`, the objectives each iteration applied). An LLM session is
+    replayed through the LLM policy itself on the recorded responses
+    (:func:`agent.policies.llm.wiring.replaying_policy`); its config keeps its policy name.
 
     Raises
     ------
@@ -204,14 +226,17 @@ def replay_session(
     recorded = log.iterations
     if not recorded:
         raise ResumeError(f"journal {str(path)!r} has no completed iteration to replay")
-    config = log.header.config.model_copy(
-        update={
-            "policy": "replay",
-            "approve": False,
+    if policy_for is None:  # replayed objectives: let every recorded iteration run
+        policy: Policy = ReplayPolicy(recorded)
+        update = {
             "max_iterations": max(0, recorded[-1].iteration),
             "patience": 10_000,
             "stall_limit": 10_000,
         }
+    else:  # the policy itself re-runs: the same config, so the same prompts and stops
+        policy, update = policy_for(log), {}
+    config = log.header.config.model_copy(
+        update={"policy": policy.name, "approve": False, **update}
     )
     session = open_session(config)
     notices += check_case(log, session, strict=False)
@@ -220,7 +245,7 @@ def replay_session(
     loop = PlanningLoop(
         session,
         template,
-        ReplayPolicy(recorded),
+        policy,
         config,
         target,
         on_iteration=on_iteration,

@@ -157,16 +157,12 @@ class AssembledPrompt:
 
 
 def system_part(text: str) -> SystemPart:
-    """A cacheable :class:`SystemPart` holding ``text`` exactly (line feeds kept).
-
-    ``SystemPart`` is a strict model whose string cleaning would turn every line feed into a
-    blank and cut long text; the prompt's text is built here and holds no control character
-    but the line feed, so it is checked and then stored as it is.
-    """
+    """A cacheable :class:`SystemPart` holding ``text`` exactly (line feeds kept; any other
+    control character is a bug in the prompt's own text and refused)."""
     bad = [c for c in control_characters(text) if c != "\n"]
     if bad:
         raise ValueError(f"prompt text holds control characters {bad!r}")
-    return SystemPart.model_construct(text=text, cacheable=True)
+    return SystemPart(text=text, cacheable=True)
 
 
 def canonical_to_plan(context: PolicyContext) -> dict[str, str]:

@@ -9,13 +9,27 @@ tool exchange continues (Anthropic's thinking blocks must be returned verbatim).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, ValidationInfo, field_validator
 
-from rtplan_common.models import FrozenModel
+from rtplan_common.models import FrozenModel, clean_multiline
 
 NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class _PromptText(FrozenModel):
+    """A model whose ``_multiline`` fields are prompt text: line feeds kept, other control
+    characters removed, never cut (the strict base would flatten and cut them)."""
+
+    _multiline: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls._multiline and isinstance(value, str):
+            return clean_multiline(value)
+        return super()._clean_strings(value, info)
 
 
 class ToolSpec(FrozenModel):
@@ -27,9 +41,11 @@ class ToolSpec(FrozenModel):
     input_schema: dict[str, JsonValue]
 
 
-class SystemPart(FrozenModel):
+class SystemPart(_PromptText):
     """A block of the system prompt. ``cacheable`` marks the static prefix (role, protocol,
     knowledge card) for prompt caching where the provider supports it."""
+
+    _multiline = frozenset({"text"})
 
     text: str
     cacheable: bool = False
@@ -43,21 +59,25 @@ class ImagePart(FrozenModel):
     caption: str = ""
 
 
-class ToolResult(FrozenModel):
+class ToolResult(_PromptText):
     """The answer to a tool call: ``is_error`` with the exact validation error on a repair."""
+
+    _multiline = frozenset({"content"})
 
     call_id: str
     content: str
     is_error: bool = False
 
 
-class Turn(FrozenModel):
+class Turn(_PromptText):
     """One conversation turn.
 
     A user turn has ``text`` (and optionally ``images`` or a ``tool_result``); an assistant
     turn replays a previous reply: ``provider_turn`` is the provider-native content as
     received (sent back unchanged), ``text`` a readable copy for logs.
     """
+
+    _multiline = frozenset({"text"})
 
     role: Literal["user", "assistant"]
     text: str = ""
