@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from esapi_bridge.dto import (
     MeanDoseObjective,
@@ -109,6 +109,9 @@ class PlanEdits(StrictModel):
         return self
 
 
+ObjectiveT = TypeVar("ObjectiveT", bound=BaseModel)
+
+
 class EditError(ValueError):
     """The edits refer to an objective that does not exist or cannot take the change."""
 
@@ -125,23 +128,42 @@ def _changed(objective: Objective, change: ObjectiveChange) -> Objective:
         if not isinstance(objective, PointObjective):
             raise EditError(f"{change.objective_id} is not a point objective: no volume_pct")
         update["volume_pct"] = change.volume_pct
-    return type(objective).model_validate(objective.model_dump() | update)
+    return _build(type(objective), objective.model_dump() | update)
+
+
+def _build(cls: type[ObjectiveT], data: dict[str, Any]) -> ObjectiveT:
+    """An objective from ``data``; values outside the objective's own bounds (a priority of a
+    million) are kept unvalidated so that the guardrails reject the proposal and say why
+    (a readable but unsafe proposal is the guardrails' business, not a format error)."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError:
+        return cls.model_construct(**data)
 
 
 def _new(addition: NewObjective) -> Objective:
     if addition.kind == "mean":
-        return MeanDoseObjective(
-            structure_id=addition.structure_id,
-            dose_gy=addition.dose_gy,
-            priority=addition.priority,
+        data: dict[str, Any] = {"kind": "mean", "operator": ObjectiveOperator.UPPER}
+        return _build(
+            MeanDoseObjective,
+            data
+            | {
+                "structure_id": addition.structure_id,
+                "dose_gy": addition.dose_gy,
+                "priority": addition.priority,
+            },
         )
     assert addition.volume_pct is not None  # checked by the model
-    return PointObjective(
-        structure_id=addition.structure_id,
-        operator=ObjectiveOperator(addition.operator),
-        dose_gy=addition.dose_gy,
-        volume_pct=addition.volume_pct,
-        priority=addition.priority,
+    return _build(
+        PointObjective,
+        {
+            "kind": "point",
+            "structure_id": addition.structure_id,
+            "operator": ObjectiveOperator(addition.operator),
+            "dose_gy": addition.dose_gy,
+            "volume_pct": addition.volume_pct,
+            "priority": addition.priority,
+        },
     )
 
 

@@ -13,6 +13,7 @@ the content blocks as JSON, as they must be sent back; ``input_tokens`` is the w
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,8 +118,21 @@ def reply_from_message(message: object) -> LlmReply:
         ),
         model=str(getattr(message, "model", "") or ""),
         request_id=getattr(message, "_request_id", None),
-        provider_turn=blocks,
+        provider_turn=_finite_json(blocks),
     )
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with non-finite numbers written as strings: a tool input holding NaN (the
+    real API never sends one; a model may) cannot be journaled or sent back as JSON. The
+    tool call's ``arguments_text`` keeps the NaN, so the policy counts and repairs it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _as_dict(block: object) -> dict[str, Any]:
