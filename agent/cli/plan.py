@@ -20,6 +20,18 @@ from agent.cli.case_source import (
 )
 from agent.cli.console import console, emit_json, esc, json_mode
 from agent.cli.errors import fail, known_errors
+from agent.cli.llm_options import (
+    AllowCloudOption,
+    BaseUrlOption,
+    FallbackOption,
+    LlmChoice,
+    LookaheadOption,
+    ModelOption,
+    OnPremOption,
+    ProviderOption,
+    TwoRoleOption,
+    build_llm_policy,
+)
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.session.records import IterationRecord, SessionConfig, SessionSummary
 
@@ -82,6 +94,7 @@ def run_plan(
     cache_dir: Path | None = None,
     report: bool = True,
     as_json: bool = False,
+    llm: LlmChoice | None = None,
 ) -> SessionSummary:
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
     from agent.policies import make_policy
@@ -91,10 +104,11 @@ def run_plan(
     from agent.session.start import probe_writable
 
     source, template_name = case.source, case.template_name
-    pol = make_policy(policy)
     label = source.label
     session_dir = out or _default_dir(label.replace("/", "-"))
     probe_writable(session_dir)  # before the (slow) case is opened; leaves no directory
+    llm = llm or LlmChoice()
+    pol = build_llm_policy(llm, session_dir) if policy == "llm" else make_policy(policy)
     config = SessionConfig(
         scenario=source.scenario,
         seed=source.seed,
@@ -104,6 +118,7 @@ def run_plan(
         max_iterations=max_iterations,
         approve=approve,
         spacing_mm=spacing_mm,
+        lookahead_trials=llm.lookahead_trials() if policy == "llm" else 0,
     )
     for note in case.notes:
         console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
@@ -150,7 +165,7 @@ def plan(
             show_default=False,
         ),
     ] = None,
-    policy: Annotated[str, typer.Option(help="Planning policy (rule).")] = "rule",
+    policy: Annotated[str, typer.Option(help="Planning policy: rule or llm.")] = "rule",
     max_iterations: Annotated[
         int, typer.Option(min=0, max=1000, help="Stop after this many policy iterations.")
     ] = 20,
@@ -171,8 +186,21 @@ def plan(
     cache_dir: CacheOption = None,
     report: ReportOption = True,
     as_json: JsonOption = False,
+    provider: ProviderOption = "anthropic",
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    lookahead: LookaheadOption = None,
+    two_role: TwoRoleOption = False,
+    fallback: FallbackOption = "none",
+    allow_cloud: AllowCloudOption = False,
+    on_premise_host: OnPremOption = None,
 ) -> None:
     """Plan one case on the simulated TPS (one case source; see 'rtplan scenarios')."""
+    llm = LlmChoice(
+        provider=provider, model=model, base_url=base_url, lookahead=lookahead,
+        two_role=two_role, fallback=fallback, allow_cloud=allow_cloud,
+        on_premise_hosts=tuple(on_premise_host or ()),
+    )  # fmt: skip
     with json_mode(as_json):
         try:
             case = choose_case(
@@ -182,6 +210,7 @@ def plan(
             run_plan(
                 case, policy=policy, max_iterations=max_iterations, approve=approve, out=out,
                 spacing_mm=spacing_mm, cache_dir=cache_dir, report=report, as_json=as_json,
+                llm=llm,
             )  # fmt: skip
         except known_errors() as exc:
             raise fail(exc) from None

@@ -14,7 +14,8 @@ from agent.cli.console import console, esc
 from agent.cli.errors import fail, known_errors
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.cli.plan import CacheOption, ReportOption
-from agent.session.records import StopReason
+from agent.policies import Policy
+from agent.session.records import SessionLog, StopReason
 from agent.session.signals import InterruptOnSignals
 
 JournalArgument = Annotated[
@@ -34,6 +35,22 @@ ApproveOption = Annotated[
 ]
 
 
+def _llm_resume(log: SessionLog, session_dir: Path) -> Policy:
+    """An LLM session resumes with its recorded settings, recording into its directory."""
+    from agent.policies.llm.wiring import resumed_policy
+
+    policy = resumed_policy(log, session_dir)
+    policy.prepare()  # a missing key or unreachable server: a clear error before any change
+    return policy
+
+
+def _llm_replay(log: SessionLog, session_dir: Path) -> Policy:
+    """An LLM session replays through the LLM policy on its recorded responses."""
+    from agent.policies.llm.wiring import replaying_policy
+
+    return replaying_policy(log, session_dir)
+
+
 def resume(
     journal: JournalArgument,
     approve: ApproveOption = False,
@@ -51,15 +68,16 @@ def resume(
         try:
             path = journal_path(journal)
             approver = ConsoleApprover(console) if approve else None
-            limit = read_journal(path).header.config.max_iterations
+            config = read_journal(path).header.config
             summary = run_with_progress(
-                limit,
+                config.max_iterations,
                 lambda cb: resume_session(
                     path,
                     backends.mock_session_factory(cache_dir, tg119_path),
                     approver=approver,
                     on_iteration=cb,
                     template_file=template,
+                    policy_for=_llm_resume if config.policy == "llm" else None,
                 ),
                 bar=not approve,
             )
@@ -90,16 +108,22 @@ def replay(
     cache_dir: CacheOption = None,
 ) -> None:
     """Re-run a recorded session on the simulated TPS and check that the metrics match."""
+    from agent.session.journal import journal_path, read_journal
     from agent.session.resume import replay_session
 
     with InterruptOnSignals() as signals:  # SIGTERM/SIGHUP like Ctrl-C
         try:
+            recorded = read_journal(journal_path(journal))
+            llm_dir = journal_path(journal).parent
             result = replay_session(
                 journal,
                 backends.mock_session_factory(cache_dir, tg119_path),
                 out_dir=out,
                 tolerance=tolerance,
                 template_file=template,
+                policy_for=(lambda log: _llm_replay(log, llm_dir))
+                if recorded.header.config.policy == "llm"
+                else None,
             )
         except known_errors() as exc:
             raise fail(exc) from None

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from agent.policies import make_policy
+from agent.policies import Policy, make_policy
 from agent.session.approval import Approver
 from agent.session.errors import ResumeError
 from agent.session.journal import Journal, journal_path
 from agent.session.loop import IterationCallback, PlanningLoop
 from agent.session.recorded_case import check_case, load_recorded_template
-from agent.session.records import SessionConfig, SessionSummary, StopReason
+from agent.session.records import SessionConfig, SessionLog, SessionSummary, StopReason
 from agent.session.replay import (
     REPLAY_TOLERANCE,
     IterationComparison,
@@ -61,8 +61,13 @@ def resume_session(
     approver: Approver | None = None,
     on_iteration: IterationCallback | None = None,
     template_file: str | Path | None = None,
+    policy_for: Callable[[SessionLog, Path], Policy] | None = None,
 ) -> SessionSummary:
     """Continue the session of ``journal`` (file or session directory).
+
+    ``policy_for(log, session_dir)`` builds the policy from the journal (the LLM policy with
+    its recorded settings, recording into the same directory); default:
+    ``make_policy(config.policy)``.
 
     Notices (a torn line moved aside, a differing engine) are logged as warnings.
 
@@ -96,7 +101,9 @@ def resume_session(
         session = open_session(config)
         for notice in check_case(log, session, strict=True):
             logger.warning(notice)
-        policy = make_policy(config.policy)
+        policy = (
+            make_policy(config.policy) if policy_for is None else policy_for(log, path.parent)
+        )
         loop = PlanningLoop(
             session,
             template,

@@ -17,10 +17,11 @@ an unreachable server, a timeout, a refused request (:class:`LlmError`, a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from agent.policies.base import Policy, PolicyContext
+from agent.policies.llm.budget import Accounting
 from agent.policies.llm.conversation import Conversation
 from agent.policies.llm.edits import TOOL_DESCRIPTION, TOOL_NAME, EditError, PlanEdits, apply_edits
 from agent.policies.llm.errors import LlmBudgetExceeded, LlmError, PromptTooLarge
@@ -38,7 +39,7 @@ from agent.policies.llm.reporting import (
 from agent.policies.llm.sanitize import Redactor
 from agent.policies.llm.settings import LlmSettings
 from agent.policies.llm.wire import LlmReply, ToolCall, ToolSpec
-from agent.session.model_calls import FormatErrorKind
+from agent.session.model_calls import FormatErrorKind, ModelCallStats
 from agent.session.records import Proposal
 from esapi_bridge.dto import Objective
 
@@ -103,8 +104,17 @@ class LlmPolicy:
                 from agent.policies.llm.providers.factory import make_provider
 
                 self._provider = make_provider(self.settings.provider, env=self._env)
+            probe = getattr(self._provider, "probe", None)
+            if callable(probe):  # the server and the model answer, or a clear error now
+                probe()
             self.tally.model = self._provider.description.model
         return self._provider
+
+    def restore_usage(self, stats: Sequence[ModelCallStats | None]) -> None:
+        """Count the calls a resumed session already made against its budget."""
+        self.tally.accounting = Accounting.from_calls(
+            stats, self.settings.budget, model=self.tally.model
+        )
 
     def close(self) -> None:
         """Release the provider's HTTP client."""

@@ -110,3 +110,17 @@ def replaying_policy(log: SessionLog, session_dir: str | Path) -> LlmPolicy:
         exchanges=None,
         fallback=_fallback(settings),
     )
+
+
+def resumed_policy(
+    log: SessionLog, session_dir: str | Path, *, env: Mapping[str, str] | None = None
+) -> LlmPolicy:
+    """The LLM policy of a session being resumed: its recorded settings, recording into the
+    same directory, the budget already spent counted."""
+    policy = recording_policy(recorded_settings(log), session_dir, env=env)
+    policy.restore_usage(
+        [r.proposal.model_calls for r in log.iterations]
+        + [x.proposal.model_calls for r in log.iterations for x in r.rejected]
+        + [e.model_calls for e in log.events]
+    )
+    return policy
