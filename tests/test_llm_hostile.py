@@ -84,7 +84,7 @@ def _session(
         summary = PlanningLoop(
             fake, template, policy, config, tmp_path / "s", save_snapshots=False
         ).run()
-        bodies = [r.body for r in server.requests]
+        bodies = [r.body for r in server.requests if r.method == "POST"]  # model calls
     return summary, fake, bodies, tmp_path / "s"
 
 
@@ -160,7 +160,7 @@ def test_readable_but_unsafe_proposals_are_guardrail_rejections_not_format_error
 
 
 def test_when_the_repairs_run_out_the_session_stops_cleanly(tmp_path: Path) -> None:
-    summary, fake, bodies, session_dir = _session(tmp_path, always(hostile.text_only()))
+    summary, fake, bodies, _ = _session(tmp_path, always(hostile.text_only()))
     calls = summary.model_calls
     assert calls is not None and calls.calls == 3 and calls.unrepaired == 3 and calls.repaired == 0
     assert summary.stop_reason not in (StopReason.ERROR, StopReason.INTERRUPTED)

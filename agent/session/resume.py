@@ -101,9 +101,7 @@ def resume_session(
         session = open_session(config)
         for notice in check_case(log, session, strict=True):
             logger.warning(notice)
-        policy = (
-            make_policy(config.policy) if policy_for is None else policy_for(log, path.parent)
-        )
+        policy = make_policy(config.policy) if policy_for is None else policy_for(log, path.parent)
         loop = PlanningLoop(
             session,
             template,
