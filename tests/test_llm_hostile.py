@@ -228,3 +228,16 @@ def test_ollama_plans_through_the_json_schema_fallback(tmp_path: Path) -> None:
     summary, _, bodies, _ = _session(tmp_path, planner(decide), flavour="ollama")
     assert summary.final_evaluation is not None and summary.final_evaluation.score == 9.0
     assert any(b"json_schema" in b for b in bodies)
+
+
+def test_the_report_shows_the_model_calls_and_format_errors(tmp_path: Path) -> None:
+    import json
+
+    from agent.report.build import build_report
+
+    script = Script([hostile.text_only()], then=planner(decide))
+    summary, _, _, session_dir = _session(tmp_path, script)
+    html = build_report(session_dir).read_text()
+    assert "Model calls" in html and "no_tool_call 1" in html and "1 repaired" in html
+    data = json.loads((session_dir / "report" / "report.json").read_text())
+    assert data["model_calls"]["calls"] == summary.model_calls.calls  # type: ignore[union-attr]

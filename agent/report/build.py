@@ -275,6 +275,9 @@ def _report_json(
         "iterations_recorded": len(data.log.iterations),
         "inner_optimizations": None if summary is None else summary.inner_optimizations,
         "rejected_proposals": None if summary is None else summary.rejected_proposals,
+        "model_calls": None
+        if summary is None or summary.model_calls is None
+        else summary.model_calls.model_dump(mode="json"),
         "restored_original": None if summary is None else summary.restored_original,
         "best_iteration": None if summary is None else summary.best_iteration,
         "wall_time_s": None if summary is None else summary.wall_time_s,
