@@ -53,6 +53,19 @@ class TryingPolicy:
         return Proposal(objectives=small, rationale="tried", model_calls=stats)
 
 
+class Looker:
+    """Looks at the first context and is done."""
+
+    name = "looker"
+
+    def __init__(self) -> None:
+        self.seen: list[PolicyContext] = []
+
+    def propose(self, ctx: PolicyContext) -> Proposal:
+        self.seen.append(ctx)
+        return Proposal(objectives=list(ctx.objectives), done=True, rationale="nothing")
+
+
 def _run(tmp_path: Path, policy: Any, trials: int) -> tuple[Any, FakeTpsSession]:
     fake = FakeTpsSession(initial_objectives=list(ORIGINAL))
     config = SessionConfig(template="prostate-basic", lookahead_trials=trials, max_iterations=3)
@@ -96,17 +109,9 @@ def test_a_trial_does_not_change_the_committed_plan(tmp_path: Path) -> None:
 
 
 def test_no_trial_callback_when_the_session_allows_none(tmp_path: Path) -> None:
-    seen: list[PolicyContext] = []
-
-    class Looker:
-        name = "looker"
-
-        def propose(self, ctx: PolicyContext) -> Proposal:
-            seen.append(ctx)
-            return Proposal(objectives=list(ctx.objectives), done=True, rationale="nothing")
-
-    summary, _ = _run(tmp_path, Looker(), trials=0)
-    assert seen[0].trial is None and seen[0].trials_left == 0
+    looker = Looker()
+    summary, _ = _run(tmp_path, looker, trials=0)
+    assert looker.seen[0].trial is None and looker.seen[0].trials_left == 0
     assert summary.stop_reason is not StopReason.ERROR
 
 
@@ -134,20 +139,12 @@ def test_model_call_stats_reach_the_summary_including_the_final_done_proposal(
 
 
 def test_plan_identifiers_reach_the_context_never_canonical_names(tmp_path: Path) -> None:
-    seen: list[PolicyContext] = []
-
-    class Looker:
-        name = "looker"
-
-        def propose(self, ctx: PolicyContext) -> Proposal:
-            seen.append(ctx)
-            return Proposal(objectives=list(ctx.objectives), done=True, rationale="nothing")
-
-    _run(tmp_path, Looker(), trials=0)
-    ids = seen[0].identifiers
+    looker = Looker()
+    _run(tmp_path, looker, trials=0)
+    ids = looker.seen[0].identifiers
     plan_id = FakeTpsSession(initial_objectives=list(ORIGINAL)).plan_info().plan_id
     assert plan_id in ids
-    assert not ids & set(seen[0].structure_map)  # template names are not identifiers
+    assert not ids & set(looker.seen[0].structure_map)  # template names are not identifiers
 
 
 @pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
