@@ -241,3 +241,21 @@ def test_the_report_shows_the_model_calls_and_format_errors(tmp_path: Path) -> N
     assert "Model calls" in html and "no_tool_call 1" in html and "1 repaired" in html
     data = json.loads((session_dir / "report" / "report.json").read_text())
     assert data["model_calls"]["calls"] == summary.model_calls.calls  # type: ignore[union-attr]
+
+
+def test_two_role_mode_sends_the_critique_to_the_planner(tmp_path: Path) -> None:
+    from fake_llm import ToolCallReply
+
+    plan = planner(decide)
+
+    def two_roles(request: Any) -> Any:
+        if "write_critique" in request.tool_names:
+            return ToolCallReply("write_critique", {"critique": "Rectum V70 is at risk."})
+        return plan(request)
+
+    summary, _, bodies, session_dir = _session(tmp_path, two_roles, two_role=True)
+    assert summary.final_evaluation is not None and summary.final_evaluation.score == 9.0
+    first = read_journal(session_dir).iterations[1].proposal.model_calls
+    assert first is not None and first.critique == "Rectum V70 is at risk." and first.calls == 2
+    assert b"Rectum V70 is at risk." in bodies[1]  # the planner call carries the critique
+    _assert_no_identifier_left_the_process(bodies)
