@@ -9,6 +9,7 @@ checker below, no new dependency).
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,8 +195,9 @@ def test_the_checker_finds_what_does_not_fit() -> None:
 
 
 def test_the_sdks_own_strict_transforms_leave_the_adapted_schemas_unchanged() -> None:
-    anthropic_transform = pytest.importorskip("anthropic.lib._parse._transform")
-    openai_pydantic = pytest.importorskip("openai.lib._pydantic")
+    # the SDKs are dev dependencies: a moved private module must fail here, not skip
+    anthropic_transform = importlib.import_module("anthropic.lib._parse._transform")
+    openai_pydantic = importlib.import_module("openai.lib._pydantic")
     ours = tool_schema(PlanEdits, "anthropic-strict")
     assert anthropic_transform.transform_schema(copy.deepcopy(ours)) == ours
     ours = tool_schema(PlanEdits, "openai-strict")

@@ -63,6 +63,7 @@ from esapi_bridge.dto import (
     OptimizationMode,
     OptimizationResult,
     OptimizeRequest,
+    PlanInfo,
     StructureInfo,
 )
 from esapi_bridge.errors import TpsError
@@ -146,7 +147,7 @@ class PlanningLoop:
         """
         start = self.clock()
         check = check_plan(self.session, self.template)
-        self._setup(check.info.total_dose_gy, check.structures, check.structure_map)
+        self._setup(check.info, check.structures, check.structure_map)
         header = session_header(check, self.template, self.config, self.case_label, self.policy)
         with leave_no_empty_dirs(self.out_dir):
             journal = Journal(self.out_dir / JOURNAL_FILENAME)
@@ -173,7 +174,7 @@ class PlanningLoop:
         )
         info = self.session.plan_info()
         structures = self.session.structures()
-        self._setup(info.total_dose_gy, structures, log.header.structure_map)
+        self._setup(info, structures, log.header.structure_map)
         st = self.state
         st.load(log.iterations)
         self.memory = Memory.from_records(log.iterations, self.config.memory_length)
@@ -201,15 +202,15 @@ class PlanningLoop:
 
     # ----------------------------------------------------------------- internals
     def _setup(
-        self, rx_gy: float, structures: list[StructureInfo], structure_map: dict[str, str]
+        self, info: PlanInfo, structures: list[StructureInfo], structure_map: dict[str, str]
     ) -> None:
-        self.rx_gy = rx_gy
+        self.rx_gy = rx_gy = info.total_dose_gy
         self.structures = structures
         self.structure_map = structure_map
         self.guard = Guardrails(self.template, structure_map, structures, rx_gy, self.guard_limits)
         self.norm_rule = self.template.normalization_rule(structure_map, rx_gy)
         self.identifiers = plan_identifiers(
-            self.session.plan_info().plan_id, structures, structure_map, self.case_label
+            info.plan_id, structures, structure_map, self.case_label
         )
 
     def _drive(self, start: float, first_iteration: int, skip_zero: bool = False) -> SessionSummary:

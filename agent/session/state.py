@@ -3,6 +3,7 @@ and the plan to go back to when the session ended on a worse one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from agent.evaluation import Evaluation
@@ -17,6 +18,19 @@ from agent.session.records import (
 )
 from agent.session.stopping import better
 from esapi_bridge.dto import Objective, OptimizationMode, OptimizationResult
+
+
+def calls_in_order(
+    records: Iterable[IterationRecord], later: Iterable[ModelCallStats | None] = ()
+) -> list[ModelCallStats | None]:
+    """The model-call stats of every proposal, in the order the calls were made: each
+    iteration's rejected proposals, then its applied one; then ``later`` (calls that reached
+    no iteration record, e.g. a final done proposal)."""
+    stats: list[ModelCallStats | None] = []
+    for record in records:
+        stats.extend(r.proposal.model_calls for r in record.rejected)
+        stats.append(record.proposal.model_calls)
+    return stats + list(later)
 
 
 @dataclass
@@ -44,11 +58,7 @@ class SessionState:
 
     def model_call_stats(self) -> list[ModelCallStats | None]:
         """Every proposal's model-call stats: applied, rejected and unrecorded ones."""
-        stats: list[ModelCallStats | None] = list(self.unrecorded_model_calls)
-        for record in self.records:
-            stats.append(record.proposal.model_calls)
-            stats.extend(r.proposal.model_calls for r in record.rejected)
-        return stats
+        return calls_in_order(self.records, self.unrecorded_model_calls)
 
     def add(self, record: IterationRecord, min_improvement: float) -> None:
         """Take a completed record as the current plan and update best / stall."""

@@ -90,7 +90,7 @@ class LlmPolicy:
         self._exchanges = exchanges
         self._fallback = fallback
         self._clock = clock
-        self.tally = CallTally.for_settings(self.settings)
+        self.tally = CallTally(self.settings)
         self._pending: tuple[int, Conversation, ToolCall] | None = None
 
     # ------------------------------------------------------------------ setup

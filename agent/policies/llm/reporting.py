@@ -96,20 +96,15 @@ def redact_request(request: LlmRequest, redactor: Redactor) -> LlmRequest:
 
 
 class CallTally:
-    """Counts of the calls behind the current proposal and of the whole session."""
+    """Counts of the calls behind the current proposal; the session's totals and budget are
+    :attr:`accounting`'s."""
 
     def __init__(self, settings: LlmSettings) -> None:
         self.settings = settings
         self.model = settings.provider.model or ""
-        self.session = ModelCallStats()
         self.current = ModelCallStats()
         self.accounting = Accounting(settings.budget, model=self.model)
         self._last_errors: list[FormatErrorKind] = []
-
-    @classmethod
-    def for_settings(cls, settings: LlmSettings) -> CallTally:
-        """A tally with the session budget of ``settings``."""
-        return cls(settings)
 
     def begin_proposal(self) -> None:
         """Start counting the calls of a new proposal."""
@@ -121,7 +116,6 @@ class CallTally:
 
     def _add(self, delta: ModelCallStats) -> None:
         self.current = self.current + delta
-        self.session = self.session + delta.model_copy(update={"reasoning": [], "critique": ""})
 
     def check_budget(self, estimated_input_tokens: int) -> None:
         """Raise :class:`LlmBudgetExceeded` if the next call would pass a session limit."""

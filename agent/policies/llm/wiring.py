@@ -20,9 +20,12 @@ from agent.policies.base import Policy
 from agent.policies.llm.errors import LlmConfigError
 from agent.policies.llm.policy import LlmPolicy
 from agent.policies.llm.providers.base import LlmProvider
+from agent.policies.llm.providers.factory import key_variable
 from agent.policies.llm.recording import ExchangeStore, RecordingTransport, ReplayTransport
 from agent.policies.llm.settings import LlmSettings
+from agent.session.model_calls import ModelCallStats
 from agent.session.records import SessionLog
+from agent.session.state import calls_in_order
 
 #: Placeholder key for a replay (the replay transport never sends anything anywhere).
 REPLAY_KEY = "replay-without-network"
@@ -75,17 +78,11 @@ def recorded_settings(log: SessionLog) -> LlmSettings:
 
 def recorded_exchanges(log: SessionLog) -> list[str]:
     """Every recorded exchange of a session, in the order the calls were made."""
-    hashes: list[str] = []
-    for record in log.iterations:
-        for rejected in record.rejected:
-            if rejected.proposal.model_calls is not None:
-                hashes += rejected.proposal.model_calls.exchanges
-        if record.proposal.model_calls is not None:
-            hashes += record.proposal.model_calls.exchanges
-    for event in log.events:
-        if event.model_calls is not None:
-            hashes += event.model_calls.exchanges
-    return hashes
+    return [h for stats in _journaled_calls(log) if stats is not None for h in stats.exchanges]
+
+
+def _journaled_calls(log: SessionLog) -> list[ModelCallStats | None]:
+    return calls_in_order(log.iterations, (e.model_calls for e in log.events))
 
 
 def replaying_policy(log: SessionLog, session_dir: str | Path) -> LlmPolicy:
@@ -99,9 +96,7 @@ def replaying_policy(log: SessionLog, session_dir: str | Path) -> LlmPolicy:
     offline = settings.model_copy(
         update={"provider": provider.model_copy(update={"allow_cloud": True})}
     )
-    variable = provider.key_variable or (
-        "ANTHROPIC_API_KEY" if provider.provider == "anthropic" else "OPENAI_API_KEY"
-    )
+    variable = key_variable(provider)
     replay = ReplayTransport(ExchangeStore.for_session(session_dir), recorded_exchanges(log))
     client = httpx2.Client(transport=replay, timeout=provider.timeout_s)
     return LlmPolicy(
@@ -118,9 +113,5 @@ def resumed_policy(
     """The LLM policy of a session being resumed: its recorded settings, recording into the
     same directory, the budget already spent counted."""
     policy = recording_policy(recorded_settings(log), session_dir, env=env)
-    policy.restore_usage(
-        [r.proposal.model_calls for r in log.iterations]
-        + [x.proposal.model_calls for r in log.iterations for x in r.rejected]
-        + [e.model_calls for e in log.events]
-    )
+    policy.restore_usage(_journaled_calls(log))
     return policy

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from agent.policies.llm.errors import LlmConfigError
+from agent.policies.llm.providers import anthropic as anthropic_provider
+from agent.policies.llm.providers import openai_compat
 from agent.policies.llm.providers.anthropic import AnthropicProvider
 from agent.policies.llm.providers.base import LlmProvider, ProviderSettings
 from agent.policies.llm.providers.errors import sdk_available
@@ -82,3 +84,12 @@ def make_provider(
 
 
 __all__ = ["PROVIDERS", "SDK_OF", "ProviderInfo", "make_provider", "provider_capability_table"]
+
+
+def key_variable(settings: ProviderSettings) -> str:
+    """The environment variable the provider of ``settings`` reads its key from."""
+    defaults = {
+        "anthropic": anthropic_provider.DEFAULT_KEY_VARIABLE,
+        "openai-compatible": openai_compat.DEFAULT_KEY_VARIABLE,
+    }
+    return settings.key_variable or defaults[settings.provider]
