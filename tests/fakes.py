@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from esapi_bridge.dto import (
     BackendInfo,
     CaseSource,
@@ -96,6 +98,7 @@ class FakeTpsSession:
     optimize_calls: int = 0
     set_calls: list[list[Objective]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    dose_planes: bool = False  # offer toy dose planes (each structure a disc at its mean dose)
 
     def __post_init__(self) -> None:
         self._objectives: list[Objective] = list(self.initial_objectives)
@@ -207,7 +210,34 @@ class FakeTpsSession:
         )
 
     def dose_slice(self, plane: SlicePlane, index: int | None = None) -> DoseSlice:
-        raise CapabilityUnavailable("the fake TPS has no dose grid")
+        if not self.dose_planes:
+            raise CapabilityUnavailable("the fake TPS has no dose grid")
+        if self._ramps is None:
+            raise DoseUnavailable("no dose calculated")
+        n = 40
+        rows, cols = np.mgrid[0:n, 0:n]
+        dose = np.zeros((n, n))
+        masks: dict[str, list[list[bool]]] = {}
+        for k, s in enumerate(self.structures_spec):  # discs around the centre, PTV first
+            angle = 2 * np.pi * k / max(1, len(self.structures_spec))
+            r0, c0 = (n / 2 + (0 if k == 0 else 12) * f for f in (np.sin(angle), np.cos(angle)))
+            disc = (rows - r0) ** 2 + (cols - c0) ** 2 <= (8 if k == 0 else 5) ** 2
+            lo, hi = (x * self._scale for x in self._ramps[s.structure_id])
+            dose = np.where(disc, np.maximum(dose, (lo + hi) / 2), dose)
+            masks[s.structure_id] = disc.tolist()
+        axes = {"axial": ("y", "x"), "coronal": ("z", "x"), "sagittal": ("z", "y")}
+        row_axis, col_axis = axes[plane.value]
+        return DoseSlice(
+            plane=plane,
+            index=n // 2 if index is None else index,
+            position_mm=0.0,
+            row_axis=row_axis,  # type: ignore[arg-type]
+            col_axis=col_axis,  # type: ignore[arg-type]
+            spacing_mm=(3.0, 3.0),
+            origin_mm=(-60.0, -60.0),
+            dose_gy=dose.tolist(),
+            masks=masks,
+        )
 
     # -- toy dose response ----------------------------------------------------------------
     def _solve(self) -> dict[str, tuple[float, float]]:

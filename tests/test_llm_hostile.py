@@ -9,6 +9,7 @@ journal and the summary, apart from guardrail rejections.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from fake_llm import FakeLlmServer, Script, always, planner
 from fake_llm import scripts as hostile
+from fake_llm.images import seen_images
 from fake_llm_planner import decide
 from fakes import ORIGINAL_OBJECTIVES, PROSTATE_STRUCTURES, FakeStructure, FakeTpsSession
 from template_fixtures import frozen_prostate_template
@@ -37,7 +39,7 @@ FEEDBACK = "Mr Smith (MRN 1234567) prefers a lower rectum dose"
 KEY = "sk-test-hostile-KEY"
 
 
-def _template_and_fake() -> tuple[Any, FakeTpsSession]:
+def _template_and_fake(dose_planes: bool = False) -> tuple[Any, FakeTpsSession]:
     structures = [
         FakeStructure(
             RENAMED.get(s.structure_id, s.structure_id), s.dicom_type, s.volume_cm3, s.free_max_gy
@@ -55,7 +57,12 @@ def _template_and_fake() -> tuple[Any, FakeTpsSession]:
         else o
         for o in ORIGINAL_OBJECTIVES
     ]
-    fake = FakeTpsSession(structures_spec=structures, plan_id=PLAN_ID, initial_objectives=renamed)
+    fake = FakeTpsSession(
+        structures_spec=structures,
+        plan_id=PLAN_ID,
+        initial_objectives=renamed,
+        dose_planes=dose_planes,
+    )
     return template.model_copy(update={"structures": specs}), fake
 
 
@@ -64,11 +71,14 @@ def _session(
     responder: Callable[..., Any],
     *,
     flavour: str = "anthropic",
+    dose_planes: bool = False,
+    server_options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> tuple[SessionSummary, FakeTpsSession, list[bytes], Path]:
-    template, fake = _template_and_fake()
+    template, fake = _template_and_fake(dose_planes)
     provider = "anthropic" if flavour == "anthropic" else "openai-compatible"
-    with FakeLlmServer(responder, flavour=flavour, models=["test-model"]) as server:  # type: ignore[arg-type]
+    options = server_options or {}
+    with FakeLlmServer(responder, flavour=flavour, models=["test-model"], **options) as server:  # type: ignore[arg-type]
         base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
         provider_settings = ProviderSettings(
             provider=provider,  # type: ignore[arg-type]
@@ -76,6 +86,7 @@ def _session(
             base_url=base,
             timeout_s=settings.pop("timeout_s", 30.0),
             max_retries=settings.pop("max_retries", 2),
+            context_tokens=settings.pop("context_tokens", None),
         )
         llm = LlmSettings(provider=provider_settings, **settings)
         env = {"ANTHROPIC_API_KEY": KEY, "OPENAI_API_KEY": KEY}
@@ -99,10 +110,21 @@ def _assert_only_guarded_objectives_reached_the_tps(
         assert list(objectives) in allowed
 
 
+#: The only PNG chunks an image may carry: header, resolution, pixels, end (no text chunks,
+#: no EXIF, no time stamp).
+PIXEL_CHUNKS = {"IHDR", "pHYs", "IDAT", "IEND"}
+
+
 def _assert_no_identifier_left_the_process(bodies: list[bytes]) -> None:
+    """Scan every request, normalized (case, whitespace, Unicode: :class:`Redactor`), with
+    each image's metadata checked apart (its pixels are not text; a chance run of base64
+    letters is not an identifier)."""
     scan = Redactor(IDENTIFIERS, scrub_patterns=False)
     for body in bodies:
         text = body.decode("utf-8")
+        for image in seen_images(json.loads(text)):
+            assert set(image.chunks) <= PIXEL_CHUNKS, image.chunks
+            text = text.replace(image.data_b64, "<image>")
         assert scan.find(text) == [], scan.find(text)
         assert KEY not in text
 
@@ -259,3 +281,55 @@ def test_two_role_mode_sends_the_critique_to_the_planner(tmp_path: Path) -> None
     assert first is not None and first.critique == "Rectum V70 is at risk." and first.calls == 2
     assert b"Rectum V70 is at risk." in bodies[1]  # the planner call carries the critique
     _assert_no_identifier_left_the_process(bodies)
+
+
+@pytest.mark.parametrize("flavour", ["anthropic", "vllm"])
+def test_dose_plane_images_carry_no_identifier(flavour: str, tmp_path: Path) -> None:
+    summary, fake, bodies, session_dir = _session(
+        tmp_path, planner(decide), flavour=flavour, dose_planes=True, images=True
+    )
+    assert summary.final_evaluation is not None and summary.final_evaluation.score == 9.0
+    log = read_journal(session_dir)
+    per_iteration = [r.proposal.model_calls for r in log.iterations[1:]]
+    images = [seen_images(json.loads(b)) for b in bodies]
+    # every call of an iteration carries the one image of its first turn (the same pixels
+    # within an iteration; a new plan, a new image)
+    assert all(len(i) == 1 for i in images) and len(images) >= len(per_iteration)
+    assert len({i[0].data_b64 for i in images}) >= 2
+    assert all(i[0].width >= 600 and i[0].height >= 200 for i in images)
+    first = json.loads(bodies[0])
+    texts = [p["text"] for m in first["messages"] if isinstance(m["content"], list)
+             for p in m["content"] if p.get("type") == "text"]  # fmt: skip
+    caption = next(t for t in texts if t.startswith("Dose planes of"))
+    assert '"PTV"' in caption and '"Rectum"' in caption and "Smith" not in caption
+    assert b"## Images" in bodies[0]
+    _assert_only_guarded_objectives_reached_the_tps(fake, session_dir)
+    _assert_no_identifier_left_the_process(bodies)
+
+
+def test_images_are_left_out_when_the_tps_has_no_dose_planes(tmp_path: Path) -> None:
+    summary, _, bodies, _ = _session(tmp_path, planner(decide), images=True)
+    assert summary.final_evaluation is not None and summary.final_evaluation.score == 9.0
+    assert all(seen_images(json.loads(b)) == [] for b in bodies)
+    assert all(b"## Images" not in b for b in bodies)  # the prompt promises no image
+
+
+def test_a_server_counting_more_tokens_than_the_estimate_tightens_the_size_check(
+    tmp_path: Path,
+) -> None:
+    """The offline estimate (3.5 characters a token) is reconciled with the usage returned:
+    a server whose tokenizer counts 5 times more is sent no prompt its context cannot hold."""
+    summary, fake, bodies, session_dir = _session(
+        tmp_path,
+        planner(decide),
+        server_options={"token_factor": 5.0},
+        context_tokens=16_000,  # the first prompt's estimate (~3-4k) + 4096 output tokens fit
+    )
+    assert len(bodies) == 1  # the second call was refused before it was sent
+    calls = summary.model_calls
+    assert calls is not None and calls.calls == 1
+    assert calls.input_tokens >= 4 * calls.estimated_input_tokens > 0  # what was reconciled
+    assert summary.stop_reason is StopReason.ERROR and "PromptTooLarge" in summary.message
+    assert "never truncated" in summary.message
+    assert summary.restored_original
+    assert fake.get_objectives() == read_journal(session_dir).header.original_objectives

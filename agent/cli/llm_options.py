@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import typer
 
 from agent.policies import Policy
+from agent.templates import SiteTemplate
 
 ProviderOption = Annotated[
     str,
@@ -55,6 +56,30 @@ AllowCloudOption = Annotated[
         help="Allow sending de-identified plan data to a server off this workstation.",
     ),
 ]
+ImagesOption = Annotated[
+    bool,
+    typer.Option(
+        "--images",
+        help="Send a dose-plane image of the current plan with each iteration (multimodal models).",
+    ),
+]
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference-session",
+        help="An earlier session of the same site whose best plan the model sees as an "
+        "example (repeat, at most 3).",
+        show_default=False,
+    ),
+]
+KnowledgeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--knowledge-card",
+        help="A text file of knowledge of the site's parameters, shown to the model as data.",
+        show_default=False,
+    ),
+]
 OnPremOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -81,16 +106,41 @@ class LlmChoice:
     fallback: str = "none"
     allow_cloud: bool = False
     on_premise_hosts: tuple[str, ...] = ()
+    images: bool = False
+    reference_sessions: tuple[Path, ...] = ()
+    knowledge_card: Path | None = None
 
     def lookahead_trials(self) -> int:
         """Trials per iteration on the simulated TPS."""
         return SIMULATED_LOOKAHEAD if self.lookahead is None else self.lookahead
 
 
-def build_llm_policy(choice: LlmChoice, session_dir: Path) -> Policy:
+def _knowledge_card(path: Path | None) -> str | None:
+    from agent.cli.errors import CliError
+    from agent.policies.llm.prompt_system import KNOWLEDGE_CHARS
+
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--knowledge-card {path}: cannot read it as UTF-8 text: {exc}") from exc
+    if not text.strip():
+        raise CliError(f"--knowledge-card {path} is empty")
+    if len(text) > KNOWLEDGE_CHARS:
+        raise CliError(
+            f"--knowledge-card {path} has {len(text)} characters, more than {KNOWLEDGE_CHARS}: "
+            "shorten it (it is sent with every call, never cut)"
+        )
+    return text
+
+
+def build_llm_policy(choice: LlmChoice, session_dir: Path, template: SiteTemplate) -> Policy:
     """The recording LLM policy of a new session, its provider built and probed."""
     from agent.cli.errors import CliError
+    from agent.policies.llm.errors import LlmConfigError
     from agent.policies.llm.providers.base import ProviderSettings
+    from agent.policies.llm.references import reference_plan_texts
     from agent.policies.llm.settings import LlmSettings
     from agent.policies.llm.wiring import recording_policy
 
@@ -104,6 +154,10 @@ def build_llm_policy(choice: LlmChoice, session_dir: Path) -> Policy:
         "anthropic" if choice.provider == "anthropic" else "openai-compatible"
     )
     fallback: Literal["none", "rule"] = "rule" if choice.fallback == "rule" else "none"
+    try:
+        references = reference_plan_texts(list(choice.reference_sessions), template)
+    except LlmConfigError as exc:
+        raise CliError(f"--reference-session: {exc}") from exc
     settings = LlmSettings(
         provider=ProviderSettings(
             provider=provider,
@@ -114,6 +168,9 @@ def build_llm_policy(choice: LlmChoice, session_dir: Path) -> Policy:
         ),
         two_role=choice.two_role,
         fallback=fallback,
+        images=choice.images,
+        reference_plans=references,
+        knowledge_card=_knowledge_card(choice.knowledge_card),
     )
     existed = session_dir.exists()
     policy = recording_policy(settings, session_dir)

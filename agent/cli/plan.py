@@ -24,11 +24,14 @@ from agent.cli.llm_options import (
     AllowCloudOption,
     BaseUrlOption,
     FallbackOption,
+    ImagesOption,
+    KnowledgeOption,
     LlmChoice,
     LookaheadOption,
     ModelOption,
     OnPremOption,
     ProviderOption,
+    ReferenceOption,
     TwoRoleOption,
     build_llm_policy,
 )
@@ -108,7 +111,11 @@ def run_plan(
     session_dir = out or _default_dir(label.replace("/", "-"))
     probe_writable(session_dir)  # before the (slow) case is opened; leaves no directory
     llm = llm or LlmChoice()
-    pol = build_llm_policy(llm, session_dir) if policy == "llm" else make_policy(policy)
+    pol = (
+        build_llm_policy(llm, session_dir, case.template)
+        if policy == "llm"
+        else make_policy(policy)
+    )
     config = SessionConfig(
         scenario=source.scenario,
         seed=source.seed,
@@ -194,12 +201,16 @@ def plan(
     fallback: FallbackOption = "none",
     allow_cloud: AllowCloudOption = False,
     on_premise_host: OnPremOption = None,
+    images: ImagesOption = False,
+    reference_session: ReferenceOption = None,
+    knowledge_card: KnowledgeOption = None,
 ) -> None:
     """Plan one case on the simulated TPS (one case source; see 'rtplan scenarios')."""
     llm = LlmChoice(
         provider=provider, model=model, base_url=base_url, lookahead=lookahead,
         two_role=two_role, fallback=fallback, allow_cloud=allow_cloud,
-        on_premise_hosts=tuple(on_premise_host or ()),
+        on_premise_hosts=tuple(on_premise_host or ()), images=images,
+        reference_sessions=tuple(reference_session or ()), knowledge_card=knowledge_card,
     )  # fmt: skip
     with json_mode(as_json):
         try:

@@ -17,7 +17,7 @@ from agent.evaluation import Evaluation
 from agent.session.memory import Memory
 from agent.session.records import GuardVerdict, IterationRecord, Proposal
 from agent.templates import SiteTemplate
-from esapi_bridge.dto import DvhCurve, Objective, OptimizationResult, StructureInfo
+from esapi_bridge.dto import DoseSlice, DvhCurve, Objective, OptimizationResult, StructureInfo
 
 
 class PolicyError(RuntimeError):
@@ -81,6 +81,10 @@ class PolicyContext:
         ``None`` when the session allows no trials.
     trials_left
         How many trials this iteration still allows.
+    dose_planes
+        Reads the current plan's dose planes (axial, coronal, sagittal through the target;
+        plan structure ids in the masks) on demand, once per iteration: empty when the TPS
+        offers none. Read it before any trial (a trial changes the plan's dose).
     """
 
     iteration: int
@@ -101,6 +105,7 @@ class PolicyContext:
     identifiers: frozenset[str] = frozenset()
     trial: TrialFn | None = None
     trials_left: int = 0
+    dose_planes: Callable[[], Sequence[DoseSlice]] = lambda: ()
 
 
 @runtime_checkable

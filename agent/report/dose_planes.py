@@ -174,6 +174,15 @@ def plot_slices(
     path: Path,
 ) -> Path | None:
     """Axial, coronal and sagittal planes, one row per snapshot that has them (else ``None``)."""
+    fig = slices_figure(snapshots, colours, prescription_gy)
+    return None if fig is None else save_figure(fig, path)
+
+
+def slices_figure(
+    snapshots: Sequence[PlanSnapshot], colours: Mapping[str, str], prescription_gy: float
+) -> Figure | None:
+    """The figure of :func:`plot_slices` (``None`` when no snapshot has planes): the only
+    text drawn is the snapshots' labels, the structure ids of the masks and the doses."""
     rows = [s for s in snapshots if s.slices]
     if not rows:
         return None
@@ -228,4 +237,4 @@ def plot_slices(
     bar_in = 0.9 / height_in  # the colour bar's band, as a fraction of the height
     fig.tight_layout(rect=(0.0, bar_in, right, 1.0))
     add_colour_bar(fig, prescription_gy, (0.12 * right, 0.42 * bar_in, 0.76 * right, 0.22 * bar_in))
-    return save_figure(fig, path)
+    return fig

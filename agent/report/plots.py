@@ -7,6 +7,7 @@ structure are the same in every figure (:func:`structure_colours`).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,14 @@ def save_figure(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor="white", format="png")
     return path
+
+
+def png_without_metadata(fig: Figure, dpi: float) -> bytes:
+    """``fig`` as PNG bytes on white with no text chunks (matplotlib's ``Software`` entry,
+    the only metadata it writes by default, is dropped): pixels, size and resolution only."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, facecolor="white", format="png", metadata={"Software": None})
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------- progress

@@ -33,7 +33,12 @@ from agent.session.memory import Memory, make_step
 from agent.session.model_calls import ModelCallStats
 from agent.session.negotiation import SessionAborted, context_factory, negotiate
 from agent.session.outcome import KEEP_BEST
-from agent.session.plan_step import finish_session, observe_dvhs, optimize_and_evaluate
+from agent.session.plan_step import (
+    dose_plane_reader,
+    finish_session,
+    observe_dvhs,
+    optimize_and_evaluate,
+)
 from agent.session.records import (
     JOURNAL_FILENAME,
     GuardVerdict,
@@ -337,6 +342,7 @@ class PlanningLoop:
                 identifiers=self.identifiers,
                 trial=trials if trials.limit > 0 else None,
                 trials_left=trials.left,
+                dose_planes=dose_plane_reader(self.session),
             )
         )
 

@@ -1,7 +1,8 @@
 """The TPS side of one loop iteration, and the end of a session, as plain functions.
 
 :func:`optimize_and_evaluate` runs optimize -> dose -> normalize -> evaluate with timings;
-:func:`observe_dvhs` reads the DVHs a policy observes; :func:`finish_session` closes a
+:func:`observe_dvhs` reads the DVHs a policy observes, :func:`dose_plane_reader` its dose
+planes; :func:`finish_session` closes a
 session (restore or final snapshot, then :func:`build_summary` journaled and written by
 :func:`write_summary`). :class:`agent.session.loop.PlanningLoop` strings them together
 with the journal and the policy.
@@ -29,13 +30,15 @@ from agent.session.signals import describe_interrupt
 from agent.session.state import SessionState
 from agent.templates import SiteTemplate
 from esapi_bridge.dto import (
+    DoseSlice,
     DvhCurve,
     NormalizationRule,
     Objective,
     OptimizationResult,
     OptimizeRequest,
+    SlicePlane,
 )
-from esapi_bridge.errors import OptimizationFailed
+from esapi_bridge.errors import CapabilityUnavailable, OptimizationFailed
 from esapi_bridge.port import TpsSession
 from rtplan_common.atomic_io import write_text_atomic
 
@@ -86,6 +89,30 @@ def observe_dvhs(
         if goal.plan_structure_id not in wanted:
             wanted.append(goal.plan_structure_id)
     return {sid: session.get_dvh(sid) for sid in wanted}
+
+
+#: The dose planes a policy may look at (through the target, as the report shows them).
+POLICY_DOSE_PLANES: tuple[SlicePlane, ...] = (
+    SlicePlane.AXIAL,
+    SlicePlane.CORONAL,
+    SlicePlane.SAGITTAL,
+)
+
+
+def dose_plane_reader(session: TpsSession) -> Callable[[], tuple[DoseSlice, ...]]:
+    """Reads the plan's dose planes on the first call and returns the same planes after
+    (one read per iteration); ``()`` when the TPS offers no dose planes."""
+    planes: list[tuple[DoseSlice, ...]] = []
+
+    def read() -> tuple[DoseSlice, ...]:
+        if not planes:
+            try:
+                planes.append(tuple(session.dose_slice(p) for p in POLICY_DOSE_PLANES))
+            except CapabilityUnavailable:
+                planes.append(())
+        return planes[0]
+
+    return read
 
 
 def build_summary(

@@ -13,11 +13,13 @@ thread; an exception raised by the responder is re-raised there.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
+from .images import prompt_tokens as count_prompt_tokens
 from .loopback import LoopbackHttpServer, Outcome, json_outcome
 from .replies import (
     DelayReply,
@@ -111,6 +113,7 @@ class FakeLlmServer:
         cache_min_tokens: int = 1024,
         record_credentials: bool = False,
         socket_timeout_s: float = 5.0,
+        token_factor: float = 1.0,
     ) -> None:
         self.responder = responder
         self.flavour: Flavour = flavour
@@ -125,6 +128,7 @@ class FakeLlmServer:
         self.cache_min_tokens = cache_min_tokens
         self.record_credentials = record_credentials
         self.socket_timeout_s = socket_timeout_s
+        self.token_factor = token_factor  # > 1: a tokenizer that counts more than 4 bytes/token
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -291,7 +295,10 @@ class FakeLlmServer:
         problem = anthropic_problem(parsed) if self.api == "anthropic" else openai_problem(parsed)
         if problem is not None:
             return self._error(400, problem, request_id, headers)
-        prompt_tokens = tokens(len(body))
+        try:
+            prompt_tokens = math.ceil(self.token_factor * count_prompt_tokens(body, parsed, tokens))
+        except ValueError as exc:
+            return self._error(400, f"Could not process image: {exc}", request_id, headers)
         if self.context_tokens is not None and prompt_tokens > self.context_tokens:
             if self.flavour != "ollama":
                 return self._error(400, self._too_long(prompt_tokens), request_id, headers)

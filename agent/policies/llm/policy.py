@@ -24,7 +24,7 @@ from agent.policies.base import Policy, PolicyContext
 from agent.policies.llm.budget import Accounting
 from agent.policies.llm.conversation import Conversation
 from agent.policies.llm.edits import TOOL_DESCRIPTION, TOOL_NAME, EditError, PlanEdits, apply_edits
-from agent.policies.llm.errors import LlmBudgetExceeded, LlmError, PromptTooLarge
+from agent.policies.llm.errors import LlmBudgetExceeded, LlmConfigError, LlmError, PromptTooLarge
 from agent.policies.llm.parse import FormatProblem, ReadReply, read_reply
 from agent.policies.llm.prompt import PromptOptions, assemble_prompt
 from agent.policies.llm.providers.base import LlmProvider
@@ -38,7 +38,7 @@ from agent.policies.llm.reporting import (
 )
 from agent.policies.llm.sanitize import Redactor
 from agent.policies.llm.settings import LlmSettings
-from agent.policies.llm.wire import LlmReply, ToolCall, ToolSpec
+from agent.policies.llm.wire import ImagePart, LlmReply, ToolCall, ToolSpec
 from agent.session.model_calls import FormatErrorKind, ModelCallStats
 from agent.session.records import Proposal
 from esapi_bridge.dto import Objective
@@ -107,6 +107,13 @@ class LlmPolicy:
             probe = getattr(self._provider, "probe", None)
             if callable(probe):  # the server and the model answer, or a clear error now
                 probe()
+            description = self._provider.description
+            if self.settings.images and not description.capabilities.supports_images:
+                raise LlmConfigError(
+                    f"dose-plane images were asked for, but {description.provider} "
+                    f"({description.model}) is not known to take images here: plan without "
+                    "--images, or use a multimodal model"
+                )
             self.tally.model = self._provider.description.model
         return self._provider
 
@@ -115,6 +122,9 @@ class LlmPolicy:
         self.tally.accounting = Accounting.from_calls(
             stats, self.settings.budget, model=self.tally.model
         )
+        for s in stats:
+            if s is not None:
+                self.tally.reconcile(s.input_tokens, s.estimated_input_tokens)
 
     def close(self) -> None:
         """Release the provider's HTTP client."""
@@ -175,13 +185,24 @@ class LlmPolicy:
             name=TOOL_NAME, description=TOOL_DESCRIPTION, input_schema=PlanEdits.model_json_schema()
         )
 
-    def _options(self, context: PolicyContext, critique: str | None) -> PromptOptions:
+    def _options(self, context: PolicyContext, critique: str | None, images: bool) -> PromptOptions:
         return PromptOptions(
             memory_iterations=self.settings.memory_iterations,
             role="planner-with-critique" if critique else "planner",
             critique=critique,
             trials_left=context.trials_left,
+            images=images,
+            reference_plans=self.settings.reference_plans,
+            knowledge_card=self.settings.knowledge_card,
         )
+
+    def _images(self, context: PolicyContext, redactor: Redactor) -> list[ImagePart]:
+        """The dose-plane image of the current plan, when asked for and the TPS has planes."""
+        if not self.settings.images:
+            return []
+        from agent.policies.llm.images import dose_plane_images  # matplotlib: on demand
+
+        return dose_plane_images(context.dose_planes(), context, redactor)
 
     def _conversation(
         self, context: PolicyContext, redactor: Redactor
@@ -193,19 +214,30 @@ class LlmPolicy:
             _, conversation, call = pending
             conversation.answer(call, reask_text(context, redactor), is_error=True)
             return conversation, None
-        critique = self._critique(context, redactor) if self.settings.two_role else None
-        prompt = assemble_prompt(context, self._options(context, critique), redactor)
+        images = self._images(context, redactor)  # before any trial changes the dose
+        critique = self._critique(context, redactor, images) if self.settings.two_role else None
+        options = self._options(context, critique, bool(images))
+        prompt = assemble_prompt(context, options, redactor)
         conversation = Conversation(
             prompt.system,
             prompt.user_text,
             self._plan_tool(),
             self.settings.provider.max_output_tokens,
+            images=images,
         )
         return conversation, critique
 
-    def _critique(self, context: PolicyContext, redactor: Redactor) -> str | None:
+    def _critique(
+        self, context: PolicyContext, redactor: Redactor, images: list[ImagePart]
+    ) -> str | None:
         """Two-role mode: the evaluator's critique of the current plan (``None`` if unusable)."""
-        options = PromptOptions(memory_iterations=self.settings.memory_iterations, role="evaluator")
+        options = PromptOptions(
+            memory_iterations=self.settings.memory_iterations,
+            role="evaluator",
+            images=bool(images),
+            reference_plans=self.settings.reference_plans,
+            knowledge_card=self.settings.knowledge_card,
+        )
         prompt = assemble_prompt(context, options, redactor)
         tool = ToolSpec(
             name=CRITIQUE_TOOL,
@@ -213,7 +245,11 @@ class LlmPolicy:
             input_schema=Critique.model_json_schema(),
         )
         conversation = Conversation(
-            prompt.system, prompt.user_text, tool, self.settings.provider.max_output_tokens
+            prompt.system,
+            prompt.user_text,
+            tool,
+            self.settings.provider.max_output_tokens,
+            images=images,
         )
         answer = self._answer(conversation, context, redactor, Critique, tool)
         return None if answer is None else answer.edits.critique
@@ -254,17 +290,19 @@ class LlmPolicy:
             conversation.request(), Redactor(identifiers, scrub_patterns=False)
         )
         estimate = provider.estimate_input_tokens(request)
+        checked = self.tally.reconciled(estimate)  # scaled by the usage servers returned
         limit = (
             provider.description.capabilities.context_tokens
             or self.settings.provider.context_tokens
         )
-        if limit is not None and estimate + request.max_output_tokens > limit:
+        if limit is not None and checked + request.max_output_tokens > limit:
             raise PromptTooLarge(
-                f"the prompt needs about {estimate} input tokens plus {request.max_output_tokens} "
+                f"the prompt needs about {checked} input tokens plus {request.max_output_tokens} "
                 f"output tokens, more than the model's context of {limit}; the prompt is never "
-                "truncated: lower --memory or the reference plans, or use a larger context"
+                "truncated: show fewer past iterations, reference plans or images, or use a model "
+                "with a larger context"
             )
-        self.tally.check_budget(estimate)
+        self.tally.check_budget(checked)
         t0 = self._clock()
         try:
             reply = provider.complete(request)

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
+from loguru import logger
 from pydantic import Field
 
 from agent.policies.base import PolicyContext, TrialOutcome
@@ -23,6 +25,8 @@ from agent.session.model_calls import FormatErrorKind, ModelCallStats
 from rtplan_common.models import StrictModel
 
 CRITIQUE_TOOL = "write_critique"
+#: Returned / estimated input tokens above which a call's usage is warned about.
+USAGE_WARN_RATIO = 1.25
 MAX_REASONING_CHARS = 8000
 
 
@@ -89,7 +93,10 @@ def redact_request(request: LlmRequest, redactor: Redactor) -> LlmRequest:
                 content=redactor.redact(result.content),
                 is_error=result.is_error,
             )
-        return t.model_copy(update={"text": redactor.redact(t.text), "tool_result": result})
+        images = [i.model_copy(update={"caption": redactor.redact(i.caption)}) for i in t.images]
+        return t.model_copy(
+            update={"text": redactor.redact(t.text), "tool_result": result, "images": images}
+        )
 
     system = [p.model_copy(update={"text": redactor.redact(p.text)}) for p in request.system]
     return request.model_copy(update={"system": system, "turns": [turn(t) for t in request.turns]})
@@ -105,6 +112,26 @@ class CallTally:
         self.current = ModelCallStats()
         self.accounting = Accounting(settings.budget, model=self.model)
         self._last_errors: list[FormatErrorKind] = []
+        self.usage_ratio = 1.0  # the largest returned / estimated input tokens seen (>= 1)
+
+    def reconciled(self, estimated_input_tokens: int) -> int:
+        """The offline estimate scaled by :attr:`usage_ratio`: what the size and budget
+        checks use, so that a server that counts more tokens than the heuristic is not
+        sent a prompt its context cannot hold."""
+        return math.ceil(estimated_input_tokens * self.usage_ratio)
+
+    def reconcile(self, returned: int, estimated: int) -> None:
+        """Learn from a call's returned usage (warned when it exceeds the estimate)."""
+        if returned <= 0 or estimated <= 0:
+            return
+        ratio = returned / estimated
+        if ratio > self.usage_ratio:
+            if ratio > USAGE_WARN_RATIO:
+                logger.warning(
+                    f"the server counted {returned} input tokens, {ratio:.2f} times the offline "
+                    f"estimate of {estimated}: later size and budget checks are scaled by it"
+                )
+            self.usage_ratio = ratio
 
     def begin_proposal(self) -> None:
         """Start counting the calls of a new proposal."""
@@ -127,6 +154,7 @@ class CallTally:
         if reply.model and not self.model:
             self.model = reply.model
         cost = self.accounting.add(u, seconds, model=reply.model or self.model)
+        self.reconcile(u.input_tokens, estimated_input_tokens)
         self._add(
             ModelCallStats(
                 calls=1,

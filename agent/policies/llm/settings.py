@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from agent.policies.llm.budget import BudgetLimits
+from agent.policies.llm.prompt import REFERENCE_CHARS
+from agent.policies.llm.prompt_system import KNOWLEDGE_CHARS
 from agent.policies.llm.providers.base import ProviderSettings
-from rtplan_common.models import FrozenModel
+from rtplan_common.models import FrozenModel, clean_multiline
+
+#: Most reference plans a session takes (each is sent with every call).
+MAX_REFERENCE_PLANS = 3
 
 #: Guardrail re-asks the loop allows per iteration (PlanningLoop.max_rejections default).
 GUARD_REASKS = 3
@@ -23,7 +28,11 @@ class LlmSettings(FrozenModel):
     the best plan kept). ``two_role``: an evaluator call writes a critique before the
     planner call (as GPT-RadPlan). ``memory_iterations``: past iterations shown.
     ``budget``: per-session limits on calls, tokens, wall time in calls and cost
-    (:class:`agent.policies.llm.budget.BudgetLimits`). Look-ahead trials are a session setting
+    (:class:`agent.policies.llm.budget.BudgetLimits`). ``images``: a dose-plane image of the
+    current plan with each iteration's first call. ``reference_plans``: texts of earlier
+    plans of the site (:mod:`agent.policies.llm.references`), ``knowledge_card``: knowledge
+    of the site's parameters; both fixed at the start, so resume and replay see the same
+    prompt. Look-ahead trials are a session setting
     (``SessionConfig.lookahead_trials``): the loop runs them.
     """
 
@@ -34,6 +43,21 @@ class LlmSettings(FrozenModel):
     images: bool = False
     memory_iterations: Annotated[int, Field(ge=0, le=20)] = 3
     budget: BudgetLimits = Field(default_factory=BudgetLimits)
+    reference_plans: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=REFERENCE_CHARS)]],
+        Field(max_length=MAX_REFERENCE_PLANS),
+    ] = Field(default_factory=list)
+    knowledge_card: Annotated[str, Field(min_length=1, max_length=KNOWLEDGE_CHARS)] | None = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
+        """Reference plans and the knowledge card keep their line feeds (they are tables)."""
+        if info.field_name == "knowledge_card" and isinstance(value, str):
+            return clean_multiline(value)
+        if info.field_name == "reference_plans" and isinstance(value, list):
+            return [clean_multiline(v) for v in value]
+        return super()._clean_strings(value, info)
 
     def calls_per_iteration(self, lookahead_trials: int, reasks: int = GUARD_REASKS) -> int:
         """The most model calls one iteration can make.

@@ -8,6 +8,8 @@ tool exchange continues (Anthropic's thinking blocks must be returned verbatim).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,6 +18,7 @@ from pydantic import Field, JsonValue, ValidationInfo, field_validator
 from rtplan_common.models import FrozenModel, clean_multiline
 
 NonNegInt = Annotated[int, Field(ge=0)]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class _PromptText(FrozenModel):
@@ -52,11 +55,27 @@ class SystemPart(_PromptText):
 
 
 class ImagePart(FrozenModel):
-    """A PNG image (a dose plane) as base64, with no metadata beyond its media type."""
+    """A PNG image (a dose plane) as base64, with no metadata beyond its media type.
+
+    ``data_b64`` is checked to be base64 of a PNG and kept whole (free text is cut at the
+    strict models' limit; an image is not text)."""
 
     media_type: Literal["image/png"] = "image/png"
-    data_b64: str
+    data_b64: Annotated[str, Field(min_length=1)]
     caption: str = ""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "data_b64":
+            try:
+                png = base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"the image is not base64: {exc}") from exc
+            if not png.startswith(PNG_SIGNATURE):
+                raise ValueError("the image is not a PNG")
+            return value
+        return super()._clean_strings(value, info)
 
 
 class ToolResult(_PromptText):
