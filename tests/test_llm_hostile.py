@@ -305,6 +305,13 @@ def test_dose_plane_images_carry_no_identifier(flavour: str, tmp_path: Path) -> 
     assert b"## Images" in bodies[0]
     _assert_only_guarded_objectives_reached_the_tps(fake, session_dir)
     _assert_no_identifier_left_the_process(bodies)
+    # the recorded exchanges beside the journal, scanned the same way
+    exchanges = [json.loads(f.read_text()) for f in sorted((session_dir / "llm").glob("*.json"))]
+    recorded = [
+        e["request"]["body_text"].encode() for e in exchanges if e["request"]["method"] == "POST"
+    ]
+    assert len(recorded) == len(bodies)
+    _assert_no_identifier_left_the_process(recorded)
 
 
 def test_images_are_left_out_when_the_tps_has_no_dose_planes(tmp_path: Path) -> None:
