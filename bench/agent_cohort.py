@@ -32,6 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from bench.common import print_table, write_results
+from bench.freeze import stamp
 
 console = Console(width=160)
 
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         args.name,
         {
             "config": {**vars(args), "scenarios": args.scenarios},
+            "benchmark_set": stamp(),
             "total_wall_s": total_s,
             "scenarios": summaries,
             "cases": rows,

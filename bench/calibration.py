@@ -29,7 +29,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.evaluation import Evaluation, evaluate_session
 from agent.templates import load_template, match_structures
+from agent.templates.metric import parse_metric
 from bench.common import console, print_table, write_results
+from bench.freeze import stamp
 from bench.tpp_search import search, target_reached
 from esapi_bridge.dto import Objective, OptimizationMode, OptimizeRequest
 
@@ -55,7 +57,11 @@ def _case(template_name: str, scenario: str, seed: int) -> Any:
 
 
 def run_seed(
-    template_name: str, seed: int, budget: int, disk_cache: bool = False
+    template_name: str,
+    seed: int,
+    budget: int,
+    disk_cache: bool = False,
+    stop_priority: int = 2,
 ) -> dict[str, Any]:
     """Initial and searched plan of one template on one seed.
 
@@ -84,7 +90,9 @@ def run_seed(
             session.normalize(rule)
         return evaluate_session(session, template, smap)
 
-    result = search(evaluate_objectives, template, smap, budget=budget, seed=seed)
+    result = search(
+        evaluate_objectives, template, smap, budget=budget, seed=seed, stop_priority=stop_priority
+    )
     init, best = result.initial, result.best
     return {
         "template": template_name,
@@ -100,9 +108,16 @@ def run_seed(
         "accepted": result.accepted,
         "initial_failed_goals": [g.goal_id for g in init.failed_goals(2)],
         "best_failed_goals": [g.goal_id for g in best.failed_goals(2)],
+        "initial_indices": _indices(init),
+        "best_indices": _indices(best),
         "best_objectives": [o.model_dump(mode="json") for o in result.best_objectives],
         "wall_s": time.perf_counter() - t0,
     }
+
+
+def _indices(evaluation: Evaluation) -> dict[str, float]:
+    """Values of the conformity, homogeneity and gradient goals (any priority) by goal id."""
+    return {g.goal_id: g.value for g in evaluation.goals if parse_metric(g.metric).is_index}
 
 
 def summarize(template_name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,6 +134,17 @@ def summarize(template_name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "evaluations_mean": statistics.fmean(r["evaluations"] for r in runs),
         "wall_s_mean": statistics.fmean(r["wall_s"] for r in runs),
     }
+    indices = sorted({k for r in runs for k in r.get("best_indices", {})})
+    if indices:  # conformity / gradient goals: their mean and range over the seeds (best plans)
+        out["best_indices"] = {
+            k: {
+                "mean": statistics.fmean(r["best_indices"][k] for r in runs),
+                "min": min(r["best_indices"][k] for r in runs),
+                "max": max(r["best_indices"][k] for r in runs),
+            }
+            for k in indices
+            if all(k in r["best_indices"] for r in runs)
+        }
     if scored:
         max_score = float(runs[0]["max_score"])
         initial = statistics.fmean(r["initial_score"] for r in runs)
@@ -193,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read/write dose-influence matrices in the on-disk cache (1-3 GB per VMAT case)",
     )
+    parser.add_argument(
+        "--stop-priority",
+        type=int,
+        choices=(1, 2, 3),
+        default=2,
+        help="the search stops early once the goals up to this priority are met (default 2; "
+        "3: also the report-only goals, e.g. brain-srs CI and GI)",
+    )
     parser.add_argument("--name", default="calibration", help="results file name")
     parser.add_argument("--verbose", action="store_true", help="show the TPS debug log")
     args = parser.parse_args(argv)
@@ -213,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.scenarios:
             for seed in seeds:
                 progress.update(task, description=f"{name} seed {seed}")
-                run = run_seed(name, seed, args.budget, args.disk_cache)
+                run = run_seed(name, seed, args.budget, args.disk_cache, args.stop_priority)
                 runs[name].append(run)
                 progress.advance(task)
                 if not console.is_terminal:  # a log line per seed where no bar is drawn
@@ -246,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         args.name,
         {
             "seeds": seeds,
+            "benchmark_set": stamp(),
             "budget": args.budget,
+            "stop_priority": args.stop_priority,
             "targets": {
                 "initial_fraction_max": INITIAL_FRACTION_MAX,
                 "reach_fraction_min": REACH_FRACTION_MIN,

@@ -100,9 +100,10 @@ def target_reached(ev: Evaluation) -> bool:
     return ev.all_priority1_met
 
 
-def search_done(ev: Evaluation) -> bool:
-    """When the search stops early: the target reached and every priority-2 goal met."""
-    return target_reached(ev) and not ev.failed_goals(max_priority=2)
+def search_done(ev: Evaluation, stop_priority: int = 2) -> bool:
+    """When the search stops early: the target reached and every goal of priority
+    ``stop_priority`` or more important met (default: priority 2)."""
+    return target_reached(ev) and not ev.failed_goals(max_priority=stop_priority)
 
 
 def _deficits(ev: Evaluation) -> list[tuple[str, float, float]]:
@@ -158,11 +159,13 @@ def search(
     structure_map: Mapping[str, str],
     budget: int,
     seed: int,
+    stop_priority: int = 2,
 ) -> SearchResult:
     """Search the TPP ranges from the template's initial objectives.
 
     ``evaluate_objectives`` sets the objectives, optimizes, normalizes and evaluates; it is
-    called once for the initial objectives and at most ``budget`` more times.
+    called once for the initial objectives and at most ``budget`` more times. The search stops
+    early when :func:`search_done` (``stop_priority`` 3: the report-only goals too).
     """
     rng = np.random.default_rng(seed)
     current = template.initial_objectives(structure_map)
@@ -174,7 +177,7 @@ def search(
     sigma, accepted, used = 0.2, 0, 0
     targets = {s for s in structure_map.values() if template_is_target(template, structure_map, s)}
     invalid = 0
-    while dims and used < budget and invalid < 100 and not search_done(best):
+    while dims and used < budget and invalid < 100 and not search_done(best, stop_priority):
         snap = rng.random() < SNAP_PROBABILITY
         moves = _snap(rng, dims, current, best, targets) if snap else {}
         moves = moves or _propose(rng, dims, current, best, sigma, targets)

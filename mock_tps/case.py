@@ -200,6 +200,17 @@ class Case:
         h.update(np.packbits(self.target_mask).tobytes())
         return h.hexdigest()[:24]
 
+    def content_hash(self) -> str:
+        """Hash of the whole case: :meth:`geometry_hash` plus every structure (id, type,
+        mask) and the prescription. What a frozen benchmark set pins (organs included)."""
+        h = hashlib.sha256(self.geometry_hash().encode())
+        for sid in sorted(self.structures):
+            s = self.structures[sid]
+            h.update(repr((sid, s.dicom_type)).encode())
+            h.update(np.packbits(s.mask).tobytes())
+        h.update(repr(self.prescription).encode())
+        return h.hexdigest()[:24]
+
 
 def _check_structure_id(structure_id: str) -> None:
     """A structure id the port can carry (1-64 printable characters), else :class:`InvalidInput`."""

@@ -193,16 +193,17 @@ def needed_structures(template: SiteTemplate, structure_map: Mapping[str, str]) 
     """Plan ids whose DVHs :func:`evaluate` needs (goal and criterion structures, the body if
     a CI or GI is asked for), in template order."""
     canon: list[str] = []
-    items = [(g.structure, g.metric) for g in template.goals]
+    items = [(g.structure, g.metric, g.isodose_region) for g in template.goals]
     if template.score is not None:
-        items += [(c.structure, c.metric) for c in template.score.criteria]
-    for sid, metric in items:
+        items += [(c.structure, c.metric, None) for c in template.score.criteria]
+    for sid, metric, region in items:
         if sid not in structure_map:
             continue
         if sid not in canon:
             canon.append(sid)
-        if metric.needs_body and template.body_id not in canon:
-            canon.append(template.body_id)
+        isodose = region or template.body_id
+        if metric.needs_body and isodose not in canon:
+            canon.append(isodose)
     return [structure_map[c] for c in canon if c in structure_map]
 
 
@@ -246,8 +247,10 @@ def evaluate(
             )
         return curve
 
-    def value_of(canonical: str, metric: Metric, curve: DvhCurve) -> float:
-        body = dvh_of(template.body_id) if metric.needs_body else None
+    def value_of(
+        canonical: str, metric: Metric, curve: DvhCurve, region: str | None = None
+    ) -> float:
+        body = dvh_of(region or template.body_id) if metric.needs_body else None
         try:
             return metric_value(
                 metric,
@@ -263,11 +266,12 @@ def evaluate(
     skipped: list[str] = []
     for g in template.goals:
         curve = dvh_of(g.structure)
-        if curve is None:
-            skipped.append(g.id)
+        region = g.isodose_region if g.metric.needs_body else None
+        if curve is None or (region is not None and dvh_of(region) is None):
+            skipped.append(g.id)  # an optional structure (or its isodose region) is absent
             continue
         unit = g.metric.unit
-        value = value_of(g.structure, g.metric, curve)
+        value = value_of(g.structure, g.metric, curve, region)
         limit = g.limit.resolve(unit, rx)
         variation = g.variation.resolve(unit, rx)
         status, margin = goal_status(value, g.comparator, limit, variation, unit)

@@ -295,6 +295,17 @@ def _check_goals(t: TemplateParts, known: set[str], p: Problems) -> None:
             p.append((f"{f}.structure", _unknown(g.structure, known)))
         elif g.metric.is_index and not t.structure(g.structure).is_target:
             p.append((f"{f}.metric", f"{g.metric.text!r} needs a target, not {g.structure!r}"))
+        if g.isodose_region is not None:
+            if not g.metric.needs_body:
+                p.append(
+                    (
+                        f"{f}.isodose_region",
+                        f"only CI_paddick, CI_rtog and GI read isodose volumes, not "
+                        f"{g.metric.text!r}: remove isodose_region",
+                    )
+                )
+            elif g.isodose_region not in known:
+                p.append((f"{f}.isodose_region", _unknown(g.isodose_region, known)))
 
 
 def _check_score(t: TemplateParts, known: set[str], p: Problems) -> None:

@@ -155,7 +155,8 @@ def _with_default_id(data: Any) -> Any:
 class GoalSpec(Spec):
     """A clinical goal: ``metric`` of ``structure`` ``comparator`` ``limit`` (± ``variation``).
 
-    Priority 1 = must, 2 = should, 3 = report.
+    Priority 1 = must, 2 = should, 3 = report. ``isodose_region`` (CI and GI only): the
+    structure the isodose volumes are read in instead of the body.
     """
 
     id: Key = ""  # default: "structure:metric"
@@ -166,6 +167,9 @@ class GoalSpec(Spec):
     variation: QuantityField = Quantity(value=0.0)
     priority: Literal[1, 2, 3]
     note: SafeText = ""
+    # CI / GI only: the structure whose DVH gives the isodose volumes (default: the body), e.g.
+    # a lesion's zone when several lesions share one prescription isodose
+    isodose_region: Identifier | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -2,10 +2,18 @@
 
 from mock_tps.phantoms.registry import (
     DEFAULT_SPACING_MM,
+    PHANTOM_VERSION,
     SCENARIOS,
     SPACING_RANGE_MM,
     list_scenarios,
     make_case,
 )
 
-__all__ = ["DEFAULT_SPACING_MM", "SCENARIOS", "SPACING_RANGE_MM", "list_scenarios", "make_case"]
+__all__ = [
+    "DEFAULT_SPACING_MM",
+    "PHANTOM_VERSION",
+    "SCENARIOS",
+    "SPACING_RANGE_MM",
+    "list_scenarios",
+    "make_case",
+]

@@ -201,7 +201,28 @@ def _anatomy(
     parts.add("Cochlea_R", "ORGAN", cochleae["Cochlea_R"])
     parts.add("Brain", "ORGAN", brain)
     parts.add("Brain-PTV", "CONTROL", brain & ~targets)
+    for i, zone in enumerate(lesion_zones(grid, body, mets), start=1):
+        parts.add(f"PTV{i}_zone", "CONTROL", zone)
     return parts, mets
+
+
+def lesion_zones(grid: Grid, body: BoolArray, mets: list[Metastasis]) -> list[BoolArray]:
+    """The body split between the metastases: each voxel to the lesion nearest in units of its
+    mean semi-axis (a power-diagram split; ties to the larger lesion). A lesion's CI and GI read
+    their isodose volumes in its zone, so a neighbour's dose does not count against it (one
+    lesion: the zone is the whole body)."""
+    if len(mets) == 1:
+        return [body.copy()]
+    x = grid.axis_mm(0)[:, None, None]
+    y = grid.axis_mm(1)[None, :, None]
+    z = grid.axis_mm(2)[None, None, :]
+    scaled = []
+    for m in mets:
+        cx, cy, cz = m.centre_mm
+        radius = float(np.mean(m.semi_mm)) + PTV_MARGIN_MM
+        scaled.append(np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / radius)
+    nearest = np.argmin(np.stack(scaled), axis=0)
+    return [body & (nearest == k) for k in range(len(mets))]
 
 
 def _place_metastases(

@@ -22,6 +22,10 @@ _BUILDERS: dict[str, Callable[[int, float], Case]] = {
     "brain-srs": build_brain,
 }
 
+#: Version of the phantoms' geometry: bump it with any change to a builder, then re-run the
+#: calibration and the cohort and re-freeze (``python -m bench.freeze --write``).
+PHANTOM_VERSION = "phantoms-1"
+
 #: Scenario names, in the order of docs/PROTOCOLS.md.
 SCENARIOS: tuple[str, ...] = tuple(_BUILDERS)
 
