@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean plugin mono
 
 venv: $(STAMP)
 
@@ -18,8 +18,19 @@ demo: $(STAMP)
 	$(VENV)/bin/rtplan demo
 
 # pytest exit code 5 (no tests collected) is not a failure of the suite.
-test: $(STAMP)
+test: $(STAMP) plugin
 	$(PY) -m pytest -q -m "not slow and not llm"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# Mono's C# compiler (Debian's mono-devel) for the C# layer's tests, installed when missing
+# (as root, or through sudo).
+mono:
+	@command -v mcs >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" -ne 0 ] && echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y mono-devel; }
+
+# The ESAPI stubs, their test assembly and the PlanBridge, built with mcs into plugin_csharp/bin/mono
+# (the workstation build is plugin_csharp/PlanBridge.csproj; it is not built here).
+plugin: mono $(STAMP)
+	$(PY) plugin_csharp/build_mono.py
 
 # Physics (fit check, a few seconds; the fit from its own result, under a minute), speed and
 # memory per scenario, the broad columns' DVH cost, TG-119 and the lung slab against pyRadPlan

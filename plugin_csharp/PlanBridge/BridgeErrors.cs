@@ -1,0 +1,66 @@
+// Typed errors of the bridge. Every ESAPI exception is caught at the bridge's public surface
+// and returned as one of these kinds (the Python adapter maps them to esapi_bridge.errors).
+using System;
+using VMS.TPS.Common.Model.Types;
+
+namespace Rtplan.Bridge
+{
+    public static class ErrorKinds
+    {
+        public const string WrongThread = "WrongThread";
+        public const string PlanLocked = "PlanLocked";
+        public const string UnknownStructure = "UnknownStructure";
+        public const string EmptyStructure = "EmptyStructure";
+        public const string InvalidObjective = "InvalidObjective";
+        public const string InvalidInput = "InvalidInput";
+        public const string OptimizationFailed = "OptimizationFailed";
+        public const string DoseUnavailable = "DoseUnavailable";
+        public const string UnitError = "UnitError";
+        public const string EsapiError = "EsapiError";
+    }
+
+    /// <summary>An error the bridge raises itself, with its kind.</summary>
+    public sealed class BridgeException : Exception
+    {
+        public BridgeException(string kind, string message) : base(message)
+        {
+            Kind = kind;
+        }
+
+        public string Kind { get; private set; }
+    }
+
+    /// <summary>Gy at the boundary, the system's unit (Gy or cGy) inside ESAPI.</summary>
+    public sealed class DoseUnits
+    {
+        public DoseUnits(DoseValue.DoseUnit systemUnit)
+        {
+            if (systemUnit != DoseValue.DoseUnit.Gy && systemUnit != DoseValue.DoseUnit.cGy)
+                throw new BridgeException(ErrorKinds.UnitError,
+                    "the system dose unit must be Gy or cGy, got " + systemUnit);
+            SystemUnit = systemUnit;
+        }
+
+        public DoseValue.DoseUnit SystemUnit { get; private set; }
+
+        /// <summary>System units per Gy (1 or 100).</summary>
+        public double PerGy { get { return SystemUnit == DoseValue.DoseUnit.cGy ? 100.0 : 1.0; } }
+
+        public DoseValue FromGy(double doseGy)
+        {
+            return new DoseValue(doseGy * PerGy, SystemUnit);
+        }
+
+        public double ToGy(DoseValue dose)
+        {
+            switch (dose.Unit)
+            {
+                case DoseValue.DoseUnit.Gy: return dose.Dose;
+                case DoseValue.DoseUnit.cGy: return dose.Dose / 100.0;
+                default:
+                    throw new BridgeException(ErrorKinds.UnitError,
+                        "expected an absolute dose (Gy or cGy), got unit " + dose.Unit);
+            }
+        }
+    }
+}
