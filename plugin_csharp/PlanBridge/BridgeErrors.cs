@@ -27,7 +27,20 @@ namespace Rtplan.Bridge
             Kind = kind;
         }
 
+        public BridgeException(string kind, string message, string structureId, string[] available)
+            : base(message)
+        {
+            Kind = kind;
+            StructureId = structureId;
+            Available = available;
+        }
+
         public string Kind { get; private set; }
+
+        /// <summary>The structure an UnknownStructure error is about, and the ones the plan has.</summary>
+        public string StructureId { get; private set; }
+
+        public string[] Available { get; private set; }
     }
 
     /// <summary>Gy at the boundary, the system's unit (Gy or cGy) inside ESAPI.</summary>
@@ -56,7 +69,8 @@ namespace Rtplan.Bridge
             switch (dose.Unit)
             {
                 case DoseValue.DoseUnit.Gy: return dose.Dose;
-                case DoseValue.DoseUnit.cGy: return dose.Dose / 100.0;
+                // rounded to 1e-10 Gy so that 6180 cGy reads 61.8 Gy, not 61.800000000000004
+                case DoseValue.DoseUnit.cGy: return Math.Round(dose.Dose / 100.0, 10);
                 default:
                     throw new BridgeException(ErrorKinds.UnitError,
                         "expected an absolute dose (Gy or cGy), got unit " + dose.Unit);

@@ -15,6 +15,8 @@ namespace Rtplan.Bridge
         [DataMember(Name = "kind")] public string Kind;
         [DataMember(Name = "message")] public string Message;
         [DataMember(Name = "exception_type", EmitDefaultValue = false)] public string ExceptionType;
+        [DataMember(Name = "structure_id", EmitDefaultValue = false)] public string StructureId;
+        [DataMember(Name = "available", EmitDefaultValue = false)] public string[] Available;
     }
 
     [DataContract]

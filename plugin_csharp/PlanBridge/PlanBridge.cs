@@ -54,7 +54,13 @@ namespace Rtplan.Bridge
             }
             catch (BridgeException e)
             {
-                envelope.Error = new BridgeErrorData { Kind = e.Kind, Message = e.Message };
+                envelope.Error = new BridgeErrorData
+                {
+                    Kind = e.Kind,
+                    Message = e.Message,
+                    StructureId = e.StructureId,
+                    Available = e.Available,
+                };
             }
             catch (Exception e)
             {
@@ -83,8 +89,8 @@ namespace Rtplan.Bridge
             Structure[] all = _plan.StructureSet.Structures.ToArray();
             Structure found = all.FirstOrDefault(s => s.Id == structureId);
             if (found == null)
-                throw new BridgeException(ErrorKinds.UnknownStructure, string.Format(
-                    "unknown structure '{0}'; the plan has: {1}", structureId, string.Join(", ", all.Select(s => s.Id))));
+                throw new BridgeException(ErrorKinds.UnknownStructure, "unknown structure " + structureId,
+                    structureId, all.Select(s => s.Id).ToArray());
             if (requireVoxels && found.IsEmpty)
                 throw new BridgeException(ErrorKinds.EmptyStructure, string.Format("structure '{0}' is empty", structureId));
             return found;
