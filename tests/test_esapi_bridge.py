@@ -262,6 +262,11 @@ def test_a_null_dvh_is_an_error_not_a_zero_curve(opened: Opened) -> None:
 
 
 def test_normalization_set_twice_replaces_and_optimization_resets_it(opened: Opened) -> None:
+    """``PlanNormalizationValue``: "the plan normalization value in percentage ... Double.NaN if
+    it is not defined" (Varian's API doc comment); V shows the unnormalized dose times 100 / V,
+    and setting 100 shows it unscaled (VarianAPIs/Varian-Code-Samples, Research Symposium 2015
+    AutomatedPlanningDemo/PlanGeneration.cs; esimiele/VMAT-TBI-CSI, NormalizePlan). A successful
+    optimization resets it to "no plan normalization" (docs/ESAPI.md)."""
     opened.plan_dose()
     assert math.isnan(opened.session.normalization_value_pct())
     unnormalized_d95 = opened.mock.get_dvh("PTV").dose_at_volume_pct(95.0)
