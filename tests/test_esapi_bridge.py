@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from esapi_helpers import MockBackend, stub_assemblies, stub_namespace, stub_plan_for
+from esapi_helpers import MockBackend, build_dir, stub_assemblies, stub_namespace, stub_plan_for
 from test_session import OBJECTIVES, RX, small_case
 
 from esapi_bridge import (
@@ -32,6 +32,7 @@ from esapi_bridge import (
     PointObjective,
     TpsError,
     TpsSession,
+    TpsUnavailable,
     UnknownStructure,
     VolumeUnit,
 )
@@ -379,3 +380,18 @@ def test_imrt_and_vmat_take_their_own_paths(cache_dir: Path) -> None:
     assert continued.message == "OptimizeVMAT(OptimizationOptionsVMAT)"
     assert vmat.backend.requests[-1]["option"] == "ContinueOptimization"
     assert vmat.backend.requests[-1]["vmat"] is True
+
+
+def test_the_hosted_entry_never_loads_a_runtime(tmp_path: Path, mocker: Any) -> None:
+    from esapi_bridge.esapi import runtime
+
+    standalone = stub_assemblies()
+    load = mocker.patch("pythonnet.load", side_effect=AssertionError("load() called"))
+    hosted = runtime.attach_hosted()  # the plugin has loaded the runtime and the assemblies
+    assert hosted.plan_bridge_type is standalone.plan_bridge_type and hosted.runtime == "hosted"
+    standalone_dir = build_dir()
+    again = runtime.load_standalone(standalone_dir, runtime="mono")
+    assert again.runtime == "mono" and load.call_count == 0  # loaded once per process
+    assert standalone_dir.is_dir()
+    with pytest.raises(TpsUnavailable, match=r"Rtplan\.Missing"):
+        runtime.load_standalone(tmp_path, extra_assemblies=["Rtplan.Missing"])

@@ -44,11 +44,15 @@ def build_module() -> Any:
     return module
 
 
+def build_dir() -> Path:
+    """The Mono build's output folder, built when missing or stale (as ``make plugin``)."""
+    return Path(build_module().build())
+
+
 @functools.cache
 def stub_assemblies() -> BridgeAssemblies:
     """Build (if needed) and load the stubs, their test assembly and the bridge on Mono."""
-    out = build_module().build()
-    return load_standalone(out, runtime="mono", extra_assemblies=[TESTING_ASSEMBLY])
+    return load_standalone(build_dir(), runtime="mono", extra_assemblies=[TESTING_ASSEMBLY])
 
 
 def stub_namespace() -> Any:
