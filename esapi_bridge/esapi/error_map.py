@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from esapi_bridge.errors import (
     DoseUnavailable,
     EmptyStructure,
@@ -68,3 +70,14 @@ def dotnet_boundary(what: str) -> Iterator[None]:
         raise
     except Exception as exc:  # System.Exception subclasses and pythonnet's TypeError
         raise TpsUnavailable(f"the .NET call {what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def port_values(what: str, error: type[TpsError] = TpsError) -> Iterator[None]:
+    """Map a bridge answer that does not fit the port's DTOs (a validation or a missing field)."""
+    try:
+        yield
+    except TpsError:
+        raise
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise error(f"the bridge's answer to {what} does not fit the port: {exc}") from exc

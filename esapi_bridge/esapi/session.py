@@ -36,8 +36,13 @@ from esapi_bridge.dto import (
     Technique,
     VolumeUnit,
 )
-from esapi_bridge.errors import CapabilityUnavailable, InvalidObjective
-from esapi_bridge.esapi.error_map import dotnet_boundary, raise_for_error
+from esapi_bridge.errors import (
+    CapabilityUnavailable,
+    DoseUnavailable,
+    InvalidObjective,
+    OptimizationFailed,
+)
+from esapi_bridge.esapi.error_map import dotnet_boundary, port_values, raise_for_error
 
 #: Default DVH bin width (Gy), converted to the system unit by the bridge.
 DEFAULT_DVH_BIN_GY = 0.01
@@ -161,6 +166,11 @@ class EsapiSession:
     def plan_info(self) -> PlanInfo:
         """Technique, prescription (Gy), system dose unit and approval; the plan id pseudonymized."""
         info = self._call("PlanInfo")
+        with port_values("PlanInfo"):
+            return self._plan_info(info)
+
+    @staticmethod
+    def _plan_info(info: dict[str, Any]) -> PlanInfo:
         return PlanInfo(
             plan_id=_pseudonym(info["plan_id"]),
             technique=Technique(info["technique"]),
@@ -179,22 +189,25 @@ class EsapiSession:
 
     def structures(self) -> list[StructureInfo]:
         """Every structure of the plan's structure set."""
-        return [
-            StructureInfo(
-                structure_id=s["structure_id"],
-                dicom_type=s["dicom_type"] or "NONE",
-                volume_cm3=s["volume_cm3"],
-                is_empty=s["is_empty"],
-            )
-            for s in self._call("Structures")
-        ]
+        answer = self._call("Structures")
+        with port_values("Structures"):
+            return [
+                StructureInfo(
+                    structure_id=s["structure_id"],
+                    dicom_type=s["dicom_type"] or "NONE",
+                    volume_cm3=s["volume_cm3"],
+                    is_empty=s["is_empty"],
+                )
+                for s in answer
+            ]
 
     # ----------------------------------------------------------- objectives
     def get_objectives(self) -> list[Objective]:
         """Point, mean and gEUD objectives and the NTO; line objectives stay in the plan unread."""
         out = []
         for data in self._call("GetObjectives"):
-            objective = objective_from_record(data)
+            with port_values("GetObjectives", InvalidObjective):
+                objective = objective_from_record(data)
             if objective is not None:
                 out.append(objective)
         return out
@@ -212,16 +225,17 @@ class EsapiSession:
     def optimize(self, request: OptimizeRequest) -> OptimizationResult:
         """IMRT: ``Optimize(int, OptimizationOption)``; VMAT: ``OptimizeVMAT``."""
         value = self._call("Optimize", int(request.max_iterations), request.mode.value)
-        return OptimizationResult(
-            success=value["success"],
-            total_objective_value=max(0.0, value["total_objective_value"]),
-            structure_objective_values={
-                v["structure_id"]: max(0.0, v["value"]) for v in value["structure_values"]
-            },
-            iterations=max(0, value["iterations"]),
-            wall_time_s=value["wall_time_s"],
-            message=value["path"],
-        )
+        with port_values("Optimize", OptimizationFailed):
+            return OptimizationResult(
+                success=value["success"],
+                total_objective_value=value["total_objective_value"],
+                structure_objective_values={
+                    v["structure_id"]: v["value"] for v in value["structure_values"]
+                },
+                iterations=value["iterations"],
+                wall_time_s=value["wall_time_s"],
+                message=value["path"],
+            )
 
     def calculate_dose(self) -> None:
         """IMRT: ``CalculateLeafMotionsAndDose()``; VMAT: ``CalculateDose()``."""
@@ -239,15 +253,16 @@ class EsapiSession:
     def get_dvh(self, structure_id: str) -> DvhCurve:
         """Cumulative DVH (Gy, %) from ``GetDVHCumulativeData``; a null DVH is an error."""
         value = self._call("GetDvh", structure_id, self._bin_gy)
-        return DvhCurve(
-            structure_id=value["structure_id"],
-            volume_cm3=value["volume_cm3"],
-            dose_gy=value["dose_gy"],
-            volume_pct=value["volume_pct"],
-            min_dose_gy=value["min_dose_gy"],
-            mean_dose_gy=value["mean_dose_gy"],
-            max_dose_gy=value["max_dose_gy"],
-        )
+        with port_values("GetDvh", DoseUnavailable):
+            return DvhCurve(
+                structure_id=value["structure_id"],
+                volume_cm3=value["volume_cm3"],
+                dose_gy=value["dose_gy"],
+                volume_pct=value["volume_pct"],
+                min_dose_gy=value["min_dose_gy"],
+                mean_dose_gy=value["mean_dose_gy"],
+                max_dose_gy=value["max_dose_gy"],
+            )
 
     def dose_at_volume_gy(self, structure_id: str, volume: float, unit: VolumeUnit) -> float:
         """``GetDoseAtVolume``: dose (Gy) of the hottest ``volume`` (% or cm3)."""
