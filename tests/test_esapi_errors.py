@@ -85,3 +85,9 @@ def test_an_answer_the_port_refuses_is_mapped(tmp_path: Path) -> None:
     backend.attach(stub)
     with pytest.raises(DoseUnavailable, match="does not fit the port"):
         session.get_dvh("PTV")
+
+
+def test_a_bridge_that_cannot_be_made_is_unavailable(tmp_path: Path) -> None:
+    stub, _ = stub_plan_for(MockTpsSession(small_case(), cache_dir=tmp_path), dose_unit="Gy")
+    with pytest.raises(TpsUnavailable, match="technique must be IMRT or VMAT, got Proton"):
+        stub_assemblies().new_bridge(stub.Patient, stub.Plan, "Proton")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from esapi_bridge.errors import TpsUnavailable
+from esapi_bridge.esapi.error_map import dotnet_boundary
 
 TYPES_ASSEMBLY = "VMS.TPS.Common.Model.Types"
 API_ASSEMBLY = "VMS.TPS.Common.Model.API"
@@ -38,7 +39,8 @@ class BridgeAssemblies:
 
         The bridge belongs to the calling thread: every later call must come from it.
         """
-        return self.plan_bridge_type(patient, plan, technique)
+        with dotnet_boundary("PlanBridge(patient, plan, technique)"):
+            return self.plan_bridge_type(patient, plan, technique)
 
 
 def default_runtime() -> str:

@@ -173,8 +173,9 @@ namespace Rtplan.Bridge
         {
             OptimizationSetup setup = _plan.OptimizationSetup;
             // copy the collections before removing from them
+            // only the kinds the bridge can add back: line objectives (and any other kind) stay
             foreach (OptimizationObjective o in setup.Objectives.ToList())
-                if (!(o is OptimizationLineObjective))
+                if (o is OptimizationPointObjective || o is OptimizationMeanDoseObjective || o is OptimizationEUDObjective)
                     setup.RemoveObjective(o);
             foreach (OptimizationParameter p in setup.Parameters.OfType<OptimizationNormalTissueParameter>().ToList())
                 setup.RemoveParameter(p);
@@ -201,7 +202,9 @@ namespace Rtplan.Bridge
                     Validate(o);
                 BeginWrite("replacing the objectives");
                 DoseUnits units = Units();
-                List<ObjectiveData> previous = ReadObjectives().Where(o => o.Kind != "line").ToList();
+                List<ObjectiveData> previous = ReadObjectives()
+                    .Where(o => o.Kind == "point" || o.Kind == "mean" || o.Kind == "geud" || o.Kind == "nto")
+                    .ToList();
                 RemoveReplaceable();
                 try
                 {
