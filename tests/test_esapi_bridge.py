@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from esapi_helpers import MockBackend, build_dir, stub_assemblies, stub_namespace, stub_plan_for
+from esapi_helpers import build_dir, stub_assemblies, stub_namespace, stub_plan_for
 from test_session import OBJECTIVES, RX, small_case
 
 from esapi_bridge import (
@@ -79,19 +79,8 @@ class Opened:
 
     def __init__(self, cache_dir: Path, dose_unit: str, *, vmat: bool = False) -> None:
         self.mock = MockTpsSession(small_case(), cache_dir=cache_dir)
-        self.stub, self.backend = stub_plan_for(self.mock, dose_unit=dose_unit)
+        self.stub, self.backend = stub_plan_for(self.mock, dose_unit=dose_unit, vmat=vmat)
         technique = "VMAT" if vmat else "IMRT"
-        if vmat:  # a VMAT plan of the stubs (the dose engine behind stays the same)
-            ns = stub_namespace()
-            info = self.mock.plan_info()
-            self.stub = ns.StubFactory.CreatePlan("PLAN-V", True, dose_unit, RX / 30, 30, 2)
-            for s in self.mock.structures():
-                ns.StubFactory.AddStructure(
-                    self.stub, s.structure_id, s.dicom_type, float(s.volume_cm3), s.is_empty
-                )
-            self.backend = MockBackend(self.mock, target_id="PTV")
-            self.backend.attach(self.stub)
-            assert info.total_dose_gy == RX
         self.bridge = stub_assemblies().new_bridge(self.stub.Patient, self.stub.Plan, technique)
         self.session = EsapiSession(self.bridge)
 

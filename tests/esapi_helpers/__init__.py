@@ -12,14 +12,12 @@ import functools
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from esapi_bridge.dto import (
     NormalizationMode,
     NormalizationRule,
-    Objective,
     OptimizationMode,
     OptimizeRequest,
 )
@@ -160,14 +158,18 @@ def stub_plan_for(
     mock: MockTpsSession,
     *,
     dose_unit: str,
-    objectives: Sequence[Objective] = (),
+    vmat: bool = False,
 ) -> tuple[Any, MockBackend]:
-    """A stub plan mirroring a simulated case (structures, prescription, beams), wired to it."""
+    """A stub plan mirroring a simulated case (structures, prescription, beams), wired to it.
+
+    ``vmat`` makes it a VMAT plan of the stubs whatever the case's technique (the dose engine
+    behind stays the same).
+    """
     ns = stub_namespace()
     info = mock.plan_info()
     plan = ns.StubFactory.CreatePlan(
         "PLAN-1",
-        info.technique.value == "VMAT",
+        vmat or info.technique.value == "VMAT",
         dose_unit,
         float(info.dose_per_fraction_gy),
         int(info.fractions),
