@@ -1,5 +1,6 @@
 """A full rule-policy session through the C# layer (EsapiSession -> pythonnet -> PlanBridge ->
-ESAPI stubs in a cGy system -> mock_tps) against the same session run directly on mock_tps.
+ESAPI stubs in a cGy and in a Gy system -> mock_tps) against the same session run directly on
+mock_tps.
 
 prostate-basic seed 2 with the frozen template takes three iterations after iteration 0 on the
 simulated TPS. Both runs must take the same steps and end with the same metrics within one DVH
@@ -45,6 +46,7 @@ class Pair:
     backend: MockBackend
     stub: Any
     direct_mock: MockTpsSession
+    dose_unit: str
 
 
 def _run(session: TpsSession, folder: Path) -> Run:
@@ -56,17 +58,26 @@ def _run(session: TpsSession, folder: Path) -> Run:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
-    tmp = tmp_path_factory.mktemp("esapi-session")
-    direct_mock = open_mock_session(SCENARIO, SEED, cache_dir=tmp / "dij")
-    assert isinstance(direct_mock, MockTpsSession)
-    direct = _run(direct_mock, tmp / "direct")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("esapi-session")
+
+
+@pytest.fixture(scope="module")
+def direct(tmp: Path) -> tuple[Run, MockTpsSession]:
+    mock = open_mock_session(SCENARIO, SEED, cache_dir=tmp / "dij")
+    assert isinstance(mock, MockTpsSession)
+    return _run(mock, tmp / "direct"), mock
+
+
+@pytest.fixture(scope="module", params=["cGy", "Gy"])
+def pair(request: pytest.FixtureRequest, tmp: Path, direct: tuple[Run, MockTpsSession]) -> Pair:
     behind = open_mock_session(SCENARIO, SEED, cache_dir=tmp / "dij")
     assert isinstance(behind, MockTpsSession)
-    stub, backend = stub_plan_for(behind, dose_unit="cGy")
+    stub, backend = stub_plan_for(behind, dose_unit=request.param)
     bridge = stub_assemblies().new_bridge(stub.Patient, stub.Plan, "IMRT")
-    bridged = _run(EsapiSession(bridge, dvh_bin_width_gy=BIN_GY), tmp / "bridged")
-    return Pair(direct, bridged, backend, stub, direct_mock)
+    session = EsapiSession(bridge, dvh_bin_width_gy=BIN_GY)
+    bridged = _run(session, tmp / f"bridged-{request.param}")
+    return Pair(direct[0], bridged, backend, stub, direct[1], request.param)
 
 
 def test_both_sessions_take_the_same_steps(pair: Pair) -> None:
@@ -132,10 +143,10 @@ def test_the_plan_went_through_the_csharp_layer(pair: Pair) -> None:
     assert all(
         r["option"] == "RestartOptimization" and not r["vmat"] for r in pair.backend.requests
     )
-    # the plan in "Eclipse" holds the last objectives in cGy and a plan normalization value
+    # the plan in "Eclipse" holds the last objectives in its unit and a normalization value
     plan = pair.stub.Plan
     doses = [o.Dose for o in plan.OptimizationSetup.Objectives]
-    assert doses and all(str(dose.Unit) == "cGy" for dose in doses)
+    assert doses and all(str(dose.Unit) == pair.dose_unit for dose in doses)
     assert not math.isnan(plan.PlanNormalizationValue) and plan.IsDoseValid
     # (read back in ESAPI's order: the NTO, a parameter, after the objectives)
     final = sorted(
