@@ -35,10 +35,11 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dij-cache")
 
 
-def _settings(server: FakeLlmServer, provider: str) -> LlmSettings:
+def _settings(server: FakeLlmServer, provider: str, images: bool = False) -> LlmSettings:
     base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
     return LlmSettings(
-        provider=ProviderSettings(provider=provider, model="test-model", base_url=base)
+        provider=ProviderSettings(provider=provider, model="test-model", base_url=base),
+        images=images,
     )
 
 
@@ -46,9 +47,17 @@ def _env(provider: str) -> dict[str, str]:
     return {"ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY": KEY}
 
 
-def _run(tmp_path: Path, cache_dir: Path, server: FakeLlmServer, provider: str, **cfg: Any):
+def _run(
+    tmp_path: Path,
+    cache_dir: Path,
+    server: FakeLlmServer,
+    provider: str,
+    images: bool = False,
+    **cfg: Any,
+):
     session_dir = tmp_path / "session"
-    policy = recording_policy(_settings(server, provider), session_dir, env=_env(provider))
+    settings = _settings(server, provider, images)
+    policy = recording_policy(settings, session_dir, env=_env(provider))
     config = SessionConfig(
         scenario="prostate-basic", seed=SEED, template="prostate-basic", policy="llm", **cfg
     )
@@ -140,3 +149,28 @@ def test_replay_refuses_a_request_that_differs_from_the_recorded_one(
         or "mismatch" in report.summary.message.lower()
     )
     json.dumps(report.model_dump(mode="json"))  # the report itself stays serializable
+
+
+def test_dose_plane_images_of_the_simulated_tps_reach_the_model_and_replay(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    from fake_llm.images import seen_images
+
+    with FakeLlmServer(planner(decide), models=["test-model"]) as server:
+        summary, session_dir = _run(tmp_path, cache_dir, server, "anthropic", images=True)
+        requests = list(server.llm_requests)
+    assert summary.final_evaluation is not None
+    assert summary.final_evaluation.score == pytest.approx(9.0)
+    images = [seen_images(r.body) for r in requests]
+    assert all(len(i) == 1 for i in images)
+    # the real dose planes, read once per iteration: a new plan gives a new picture, and no
+    # iteration (its proposal and a final "done" call) carries more than one
+    distinct = {i[0].data_b64 for i in images}
+    assert 1 < len(distinct) <= summary.iterations + 1
+    report = replay_session(
+        session_dir,
+        lambda config: open_mock_session("prostate-basic", SEED, cache_dir=cache_dir),
+        out_dir=tmp_path / "replay",
+        policy_for=lambda recorded: replaying_policy(recorded, session_dir),
+    )
+    assert report.matched, report.verdict()  # the re-rendered images equal the recorded ones
