@@ -1,4 +1,4 @@
-"""Adapter over the simulated TPS: open a plan on a phantom or on TG-119."""
+"""Adapter over the simulated TPS: open a plan on a phantom, on TG-119 or an OpenKBP patient."""
 
 from __future__ import annotations
 
@@ -17,6 +17,31 @@ def available_scenarios() -> list[str]:
     return [*list_scenarios(), "tg119"]
 
 
+#: The scenario name of an OpenKBP patient (its folder is given apart, never recorded).
+OPENKBP = "openkbp"
+
+
+def _open_openkbp(
+    folder: str | Path | None,
+    spacing_mm: float | None,
+    cache_dir: str | Path | None,
+    objectives: Sequence[Objective],
+) -> TpsSession:
+    from esapi_bridge.errors import InvalidInput
+    from mock_tps.openkbp import load_openkbp
+    from mock_tps.session import MockTpsSession
+
+    if folder is None:
+        raise InvalidInput("scenario openkbp needs its patient folder (openkbp_dir)")
+    if spacing_mm is not None:
+        raise InvalidInput(
+            f"an OpenKBP patient is planned on its CT grid; drop spacing_mm ({spacing_mm})"
+        )
+    patient = load_openkbp(folder)
+    source = CaseSource(kind=CaseSourceKind.OPENKBP, content_hash=patient.content_hash)
+    return MockTpsSession(patient.case, objectives, cache_dir=cache_dir, case_source=source)
+
+
 def open_mock_session(
     scenario: str,
     seed: int = 0,
@@ -25,6 +50,7 @@ def open_mock_session(
     cache_dir: str | Path | None = None,
     objectives: Sequence[Objective] = (),
     tg119_path: str | Path | None = None,
+    openkbp_dir: str | Path | None = None,
 ) -> TpsSession:
     """Open a plan of the simulated TPS.
 
@@ -43,6 +69,8 @@ def open_mock_session(
         Initial objectives of the plan.
     tg119_path
         Path of ``TG119.mat`` (default: ``RTPLAN_TG119`` or the shared data folder).
+    openkbp_dir
+        The OpenKBP patient folder of scenario ``openkbp`` (planned on its CT grid).
     """
     from mock_tps.phantoms import make_case
     from mock_tps.session import MockTpsSession
@@ -50,6 +78,8 @@ def open_mock_session(
     from mock_tps.tg119_fetch import resolve_tg119_path
 
     source: CaseSource | None = None
+    if scenario == OPENKBP:
+        return _open_openkbp(openkbp_dir, spacing_mm, cache_dir, objectives)
     if scenario.lower().replace("_", "-") in {"tg119", "tg-119"}:
         file = resolve_tg119_path(tg119_path)
         case = load_tg119(file) if spacing_mm is None else load_tg119(file, spacing_mm=spacing_mm)

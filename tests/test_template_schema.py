@@ -31,6 +31,8 @@ SHIPPED = [
     "brain-srs",
     "cervix",
     "head-and-neck",
+    "head-and-neck-openkbp",
+    "head-and-neck-openkbp-3level",
     "liver",
     "prostate-basic",
     "prostate-complex",

@@ -11,7 +11,9 @@ from esapi_bridge.port import TpsSession
 
 
 def mock_session_factory(
-    cache_dir: Path | None = None, tg119_path: Path | None = None
+    cache_dir: Path | None = None,
+    tg119_path: Path | None = None,
+    openkbp_dir: Path | None = None,
 ) -> Callable[[SessionConfig], TpsSession]:
     """A function opening the simulated TPS plan a :class:`SessionConfig` names.
 
@@ -22,18 +24,26 @@ def mock_session_factory(
     tg119_path
         The TG119.mat to load for a TG-119 session (default: see
         :func:`mock_tps.tg119_fetch.resolve_tg119_path`).
+    openkbp_dir
+        The OpenKBP patient folder of an ``openkbp`` session (the journal never holds it).
     """
     from mock_tps.factory import open_mock_session
 
     def open_session(config: SessionConfig) -> TpsSession:
         if config.tps != "mock" or config.scenario is None:
             raise CliError(f"only simulated sessions can be reopened here (tps={config.tps!r})")
+        if config.scenario == "openkbp" and openkbp_dir is None:
+            raise CliError(
+                "an OpenKBP session's patient folder is not recorded in its journal (patient "
+                "data): it cannot be reopened here; plan it again with --openkbp PATIENT_DIR"
+            )
         return open_mock_session(
             config.scenario,
             config.seed or 0,
             spacing_mm=config.spacing_mm,
             cache_dir=cache_dir,
             tg119_path=tg119_path,
+            openkbp_dir=openkbp_dir,
         )
 
     return open_session

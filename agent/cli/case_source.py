@@ -5,7 +5,10 @@ The sources (one option group, "Case source", in ``--help``):
 - ``--scenario NAME [--seed N]``: a phantom of the simulated TPS (``rtplan scenarios``);
 - ``--tg119 easy|hard [--tg119-path FILE]``: the AAPM TG-119 C-shape, with the template
   ``tg119-easy`` or ``tg119-hard``;
-- later ``--openkbp``, ``--dicom``, ``--esapi``: each a :class:`SourceKind` and a branch of
+- ``--openkbp PATIENT_DIR``: an OpenKBP head-and-neck patient, with the template
+  ``head-and-neck-openkbp`` (``head-and-neck-openkbp-3level`` when it has a PTV63); a patient
+  case gets no case label, and its folder's name reaches no label, directory name or journal;
+- later ``--dicom``, ``--esapi``: each a :class:`SourceKind` and a branch of
   :func:`choose_case`.
 
 The rule (:func:`choose_case`):
@@ -39,18 +42,22 @@ from agent.cli.errors import CliError
 from agent.templates import SiteTemplate
 from rtplan_common.models import FrozenModel
 
-PANEL = "Case source (one of --scenario, --tg119)"
+PANEL = "Case source (one of --scenario, --tg119, --openkbp)"
 #: The case planned when neither a source nor a template is given.
 DEMO_SCENARIO = "prostate-basic"
 TG119 = "tg119"
+OPENKBP = "openkbp"
+#: The templates of OpenKBP patients: two dose levels, and three (with a PTV63).
+OPENKBP_TEMPLATES = ("head-and-neck-openkbp", "head-and-neck-openkbp-3level")
 _TG119_ALIASES = {"tg119", "tg-119", "tg_119"}
 
 
 class SourceKind(StrEnum):
-    """Which case-source option chose the case (later: openkbp, dicom, esapi)."""
+    """Which case-source option chose the case (later: dicom, esapi)."""
 
     SCENARIO = "scenario"
     TG119 = "tg119"
+    OPENKBP = "openkbp"
 
 
 class Tg119Level(StrEnum):
@@ -68,14 +75,26 @@ class CaseSpec(FrozenModel):
     """
 
     kind: SourceKind
-    scenario: str  # the simulated TPS's name: a phantom, or "tg119"
+    scenario: str  # the simulated TPS's name: a phantom, "tg119" or "openkbp"
     seed: int | None = None  # phantoms only
     level: Tg119Level | None = None  # TG-119 only
     tg119_path: Path | None = None  # TG-119 only: the file to load
+    openkbp_dir: Path | None = None  # OpenKBP only: the patient folder (never recorded)
+
+    @property
+    def is_patient(self) -> bool:
+        """Patient data (OpenKBP): no case label reaches the journal."""
+        return self.kind is SourceKind.OPENKBP
 
     @property
     def label(self) -> str:
-        """``prostate-basic/seed0``, ``tg119/easy``: names the case in output and journal."""
+        """``prostate-basic/seed0``, ``tg119/easy``: names the case in output and journal.
+
+        A patient case is ``openkbp`` in output and directory names (never its folder's
+        name) and has no label in the journal (:attr:`is_patient`).
+        """
+        if self.kind is SourceKind.OPENKBP:
+            return OPENKBP
         if self.kind is SourceKind.TG119:
             return f"{TG119}/{self.level.value}" if self.level else TG119
         return f"{self.scenario}/seed{self.seed or 0}"
@@ -83,6 +102,11 @@ class CaseSpec(FrozenModel):
     @property
     def default_template(self) -> str | None:
         """The template planned when none is given."""
+        if self.kind is SourceKind.OPENKBP:
+            three = self.openkbp_dir is not None and any(
+                (self.openkbp_dir / f"PTV63{ext}").is_file() for ext in (".csv", ".csv.gz")
+            )
+            return OPENKBP_TEMPLATES[1] if three else OPENKBP_TEMPLATES[0]
         if self.kind is SourceKind.TG119:
             return f"{TG119}-{self.level.value}" if self.level else None
         return self.scenario
@@ -129,6 +153,16 @@ Tg119Option = Annotated[
         show_default=False,
     ),
 ]
+OpenKbpOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--openkbp",
+        help="An OpenKBP patient folder (ct.csv, dose.csv, masks), planned with the template "
+        "head-and-neck-openkbp (-3level with a PTV63); its clinical dose is the reference.",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
 Tg119PathOption = Annotated[
     Path | None,
     typer.Option(
@@ -145,7 +179,7 @@ def phantom_scenarios() -> list[str]:
     """The phantom scenarios of the simulated TPS (TG-119 excluded)."""
     from mock_tps.factory import available_scenarios
 
-    return [s for s in available_scenarios() if s != TG119]
+    return [s for s in available_scenarios() if s not in (TG119, OPENKBP)]
 
 
 def _site(scenario: str) -> str:
@@ -206,6 +240,8 @@ def _from_template(tpl: SiteTemplate, name: str, seed: int | None) -> CaseSpec:
                 f"template {name!r} plans the TG-119 phantom, which has no seed: drop --seed"
             )
         return CaseSpec(kind=SourceKind.TG119, scenario=TG119, level=_tg119_level(Path(name).stem))
+    if scenario == OPENKBP:
+        raise CliError(f"template {name!r} is for OpenKBP patients: add --openkbp PATIENT_DIR")
     if scenario not in phantom_scenarios():
         raise CliError(
             f"template {name!r} is for scenario {scenario!r}, which the simulated TPS does not "
@@ -217,7 +253,7 @@ def _from_template(tpl: SiteTemplate, name: str, seed: int | None) -> CaseSpec:
 def _check_match(source: CaseSpec, tpl: SiteTemplate, name: str) -> tuple[str, ...]:
     """Refuse a template for another known case; a note for a sibling of the same site."""
     wanted = TG119 if tpl.scenario.lower() in _TG119_ALIASES else tpl.scenario
-    known = {*phantom_scenarios(), TG119}
+    known = {*phantom_scenarios(), TG119, OPENKBP}
     if wanted == source.scenario:
         level = _tg119_level(Path(name).stem)
         if source.level is not None and level is not None and level is not source.level:
@@ -227,7 +263,9 @@ def _check_match(source: CaseSpec, tpl: SiteTemplate, name: str) -> tuple[str, .
         return (f"template {name} is for scenario {wanted!r}; planning it on {source.label}",)
     if _site(wanted) == _site(source.scenario) and TG119 not in (wanted, source.scenario):
         return (f"template {name} was written for {wanted}; planning it on {source.label}",)
-    given = "--tg119" if source.kind is SourceKind.TG119 else f"--scenario {source.scenario}"
+    given = {SourceKind.TG119: "--tg119", SourceKind.OPENKBP: "--openkbp"}.get(
+        source.kind, f"--scenario {source.scenario}"
+    )
     raise CliError(
         f"template {name!r} is for scenario {wanted!r}, not {source.scenario!r} ({given}): "
         f"drop {given} (the template's scenario is the default) or choose a template for "
@@ -241,6 +279,7 @@ def choose_case(
     seed: int | None = None,
     tg119: Tg119Level | str | None = None,
     tg119_path: Path | None = None,
+    openkbp: Path | None = None,
     template: str | None = None,
 ) -> CaseChoice:
     """The case and template of a run from its command-line options (the rule above).
@@ -256,12 +295,23 @@ def choose_case(
     given = [f"--scenario {scenario}"] if scenario is not None else []
     if tg119 is not None:
         given.append(f"--tg119 {Tg119Level(str(tg119).lower()).value}")
+    if openkbp is not None:
+        given.append("--openkbp")  # the folder's name is never echoed
     if len(given) > 1:
         raise CliError(f"give one case source, not {' and '.join(given)}")
     if seed is not None and tg119 is not None:
         raise CliError("--seed is for the phantoms; the TG-119 phantom has none: drop --seed")
+    if seed is not None and openkbp is not None:
+        raise CliError("--seed is for the phantoms; an OpenKBP patient has none: drop --seed")
+    if openkbp is not None and not openkbp.is_dir():
+        raise CliError(
+            "--openkbp: the patient folder given is not a directory; pass an OpenKBP patient "
+            "folder (ct.csv, dose.csv, voxel_dimensions.csv, PTV70.csv, ...)"
+        )
     tpl = _load(template) if template is not None else None
-    if tg119 is not None:
+    if openkbp is not None:
+        source = CaseSpec(kind=SourceKind.OPENKBP, scenario=OPENKBP, openkbp_dir=openkbp)
+    elif tg119 is not None:
         source = CaseSpec(
             kind=SourceKind.TG119, scenario=TG119, level=Tg119Level(str(tg119).lower())
         )

@@ -12,6 +12,8 @@ import typer
 from agent.cli import backends
 from agent.cli.case_source import (
     CaseChoice,
+    CaseSpec,
+    OpenKbpOption,
     ScenarioOption,
     SeedOption,
     Tg119Option,
@@ -37,6 +39,7 @@ from agent.cli.llm_options import (
 )
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.session.records import IterationRecord, SessionConfig, SessionSummary
+from esapi_bridge.port import TpsSession
 
 #: A prostate-basic seed whose template start misses priority-1 goals (score 6.64/9 on the
 #: pencil-beam-3 engine), so the demo shows the agent at work: 9/9 in 3 iterations.
@@ -86,6 +89,13 @@ def summary_json(summary: SessionSummary, session_dir: Path) -> dict[str, Any]:
     }
 
 
+def _open(source: CaseSpec, cache_dir: Path | None, config: SessionConfig) -> TpsSession:
+    """Open the plan of ``source`` on the simulated TPS."""
+    if source.openkbp_dir is not None:
+        return backends.mock_session_factory(cache_dir, openkbp_dir=source.openkbp_dir)(config)
+    return backends.mock_session_factory(cache_dir, source.tg119_path)(config)
+
+
 def run_plan(
     case: CaseChoice,
     *,
@@ -133,7 +143,7 @@ def run_plan(
     with InterruptOnSignals() as signals:
         try:
             with console.status(f"opening {esc(label)} on the simulated TPS"):
-                session = backends.mock_session_factory(cache_dir, source.tg119_path)(config)
+                session = _open(source, cache_dir, config)
             approver = ConsoleApprover(console) if approve else None
             console.print(
                 f"[bold]{esc(label)}[/] template {esc(template_name)}, policy {esc(pol.name)} "
@@ -144,7 +154,8 @@ def run_plan(
             def runner(cb: Callable[[IterationRecord], None]) -> SessionSummary:
                 loop = PlanningLoop(
                     session, case.template, pol, config, session_dir,
-                    approver=approver, on_iteration=cb, case_label=label,
+                    approver=approver, on_iteration=cb,
+                    case_label=None if source.is_patient else label,
                 )  # fmt: skip
                 return loop.run()
 
@@ -164,6 +175,7 @@ def plan(
     seed: SeedOption = None,
     tg119: Tg119Option = None,
     tg119_path: Tg119PathOption = None,
+    openkbp: OpenKbpOption = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -216,7 +228,7 @@ def plan(
         try:
             case = choose_case(
                 scenario=scenario, seed=seed, tg119=tg119, tg119_path=tg119_path,
-                template=template,
+                openkbp=openkbp, template=template,
             )  # fmt: skip
             run_plan(
                 case, policy=policy, max_iterations=max_iterations, approve=approve, out=out,

@@ -234,7 +234,7 @@ class CaseIdentity(_Record):
 
 
 #: Case sources of patient data: their header carries no case label.
-PATIENT_SOURCES = frozenset({CaseSourceKind.DICOM, CaseSourceKind.ESAPI})
+PATIENT_SOURCES = frozenset({CaseSourceKind.OPENKBP, CaseSourceKind.DICOM, CaseSourceKind.ESAPI})
 
 
 class SessionHeader(_Record):

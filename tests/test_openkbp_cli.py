@@ -1,0 +1,87 @@
+"""``rtplan plan --openkbp PATIENT_DIR`` (#13): one case source, the OpenKBP templates by dose
+levels, no case label and no folder name anywhere in the session; a few iterations planned
+on the vendored patient (tests/data/openkbp, OpenKBP pt_1, MIT)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import agent.cli.main as cli
+from agent.cli.case_source import SourceKind, choose_case
+from agent.cli.errors import CliError
+from agent.templates import load_template, match_structures
+from mock_tps.openkbp import load_openkbp
+
+PATIENT = Path(__file__).resolve().parent / "data" / "openkbp" / "pt_1"
+runner = CliRunner()
+
+
+def test_openkbp_is_one_case_source_with_its_template() -> None:
+    case = choose_case(openkbp=PATIENT)
+    assert case.source.kind is SourceKind.OPENKBP and case.source.is_patient
+    assert case.template_name == "head-and-neck-openkbp-3level"  # pt_1 has a PTV63
+    assert case.source.label == "openkbp" and case.notes == ()
+    assert choose_case(openkbp=PATIENT, template="head-and-neck-openkbp").template_name == (
+        "head-and-neck-openkbp"
+    )
+    with pytest.raises(CliError, match="give one case source, not --scenario liver and --openkbp"):
+        choose_case(scenario="liver", openkbp=PATIENT)
+    with pytest.raises(CliError, match="an OpenKBP patient has none: drop --seed"):
+        choose_case(openkbp=PATIENT, seed=1)
+    with pytest.raises(CliError, match="not a directory"):
+        choose_case(openkbp=PATIENT / "ct.csv.gz")
+    with pytest.raises(CliError, match="add --openkbp PATIENT_DIR"):
+        choose_case(template="head-and-neck-openkbp")
+    with pytest.raises(CliError, match=r"drop --openkbp"):
+        choose_case(openkbp=PATIENT, template="prostate-basic")
+
+
+def test_two_level_patients_get_the_two_level_template(tmp_path: Path) -> None:
+    folder = tmp_path / "two"
+    shutil.copytree(PATIENT, folder)
+    (folder / "PTV63.csv.gz").unlink()
+    assert choose_case(openkbp=folder).template_name == "head-and-neck-openkbp"
+
+
+def test_openkbp_names_match_the_template_aliases() -> None:
+    case = load_openkbp(PATIENT).case
+    tpl = load_template("head-and-neck-openkbp-3level")
+    found = match_structures(tpl, list(case.structures))
+    assert {k: found[k] for k in ("Parotid_L", "Parotid_R", "Bone_Mandible", "SpinalCord")} == {
+        "Parotid_L": "LeftParotid",
+        "Parotid_R": "RightParotid",
+        "Bone_Mandible": "Mandible",
+        "SpinalCord": "SpinalCord",
+    }
+    assert {"Esophagus", "Larynx", "Cavity_Oral"}.isdisjoint(found)  # pt_1 lacks them
+
+
+def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
+    copy = tmp_path / "pt_1"  # the folder's name must reach no file of the session
+    shutil.copytree(PATIENT, copy)
+    out = tmp_path / "session"
+    result = runner.invoke(
+        cli.app,
+        ["plan", "--openkbp", str(copy), "--out", str(out), "--max-iterations", "2",
+         "--cache-dir", str(tmp_path / "cache"), "--no-report", "--json"],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    header = json.loads((out / "journal.jsonl").read_text().splitlines()[0])
+    assert header["case"]["case_label"] is None
+    assert header["case_source"]["kind"] == "openkbp" and header["case_source"]["name"] is None
+    assert header["template_name"] == "head-and-neck-openkbp-3level"
+    summary = json.loads((out / "summary.json").read_text())
+    final = summary["final_evaluation"]
+    assert {"larynx_mean", "esophagus_mean", "oral_mean"} <= set(final["skipped_goals"])
+    assert next(g for g in final["goals"] if g["goal_id"] == "ptv70_d95")["value"] == (
+        pytest.approx(70.0, abs=0.05)
+    )  # normalized to PTV70 D95 = Rx
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "pt_1" not in path.read_bytes().decode("utf-8", "replace"), path.name
+    assert "pt_1" not in result.stdout
