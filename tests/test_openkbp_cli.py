@@ -81,6 +81,19 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
     assert next(g for g in final["goals"] if g["goal_id"] == "ptv70_d95")["value"] == (
         pytest.approx(70.0, abs=0.05)
     )  # normalized to PTV70 D95 = Rx
+    ref = summary["clinical_reference"]  # the clinical plan beside the agent's
+    assert ref["clinical_ptv70_d95_gy"] == pytest.approx(68.65, abs=0.05)  # as delivered
+    assert ref["rescale_factor"] == pytest.approx(ref["agent_ptv70_d95_gy"] / 68.65, abs=1e-3)
+    delivered = {g["goal_id"]: g for g in ref["delivered"]["goals"]}
+    rescaled = {g["goal_id"]: g for g in ref["rescaled"]["goals"]}
+    assert delivered["ptv70_d95"]["value"] == pytest.approx(ref["clinical_ptv70_d95_gy"])
+    assert rescaled["ptv70_d95"]["value"] == pytest.approx(ref["agent_ptv70_d95_gy"], abs=0.02)
+    assert rescaled["cord_max"]["value"] == pytest.approx(
+        delivered["cord_max"]["value"] * ref["rescale_factor"], rel=1e-3
+    )
+    assert len(ref["criteria"]) == 3 * 3 + 5 * 2  # 3 PTVs x D99/D95/D1, 5 organs x D0.1cc/mean
+    assert "clinical TPS" in ref["source_note"] and ref["agent_mu_proxy"] > 1.0
+    assert "clinical plan rescaled" in result.stderr + result.stdout
     for path in out.rglob("*"):
         if path.is_file():
             assert "pt_1" not in path.read_bytes().decode("utf-8", "replace"), path.name

@@ -96,6 +96,20 @@ def _open(source: CaseSpec, cache_dir: Path | None, config: SessionConfig) -> Tp
     return backends.mock_session_factory(cache_dir, source.tg119_path)(config)
 
 
+def _with_reference(
+    session: TpsSession, patient_dir: Path, case: CaseChoice, session_dir: Path
+) -> SessionSummary:
+    """The OpenKBP patient's clinical plan beside the final plan, in ``summary.json``."""
+    from agent.cli.openkbp_reference import attach_reference, clinical_reference, reference_lines
+    from agent.templates import match_structures
+
+    structure_map = match_structures(case.template, session.structures())
+    reference = clinical_reference(session, patient_dir, case.template, structure_map)
+    for line in reference_lines(reference):
+        console.print(line, highlight=False)
+    return attach_reference(session_dir, reference)
+
+
 def run_plan(
     case: CaseChoice,
     *,
@@ -160,6 +174,8 @@ def run_plan(
                 return loop.run()
 
             summary = run_with_progress(max_iterations, runner, bar=not approve)
+            if source.openkbp_dir is not None and summary.final_evaluation is not None:
+                summary = _with_reference(session, source.openkbp_dir, case, session_dir)
         except KeyboardInterrupt as exc:  # the loop handles those once its journal exists
             raise interrupt_exit(exc, "the session had not started; nothing was changed") from None
         try:

@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from agent.evaluation import Evaluation
+from agent.evaluation.reference import ClinicalReference
 from agent.session.model_calls import ModelCallStats
 from agent.session.provenance import (
     CaseLabel,
@@ -345,6 +346,8 @@ class SessionSummary(_Record):
     # the journal's chain head after this summary's line: set in summary.json only (a
     # journal line cannot hold its own HMAC), None in the journal
     chain_head: ChainHead | None = None
+    # a real patient's clinical plan beside the final plan (OpenKBP): summary.json only
+    clinical_reference: ClinicalReference | None = None
 
 
 JournalEntry = Annotated[
