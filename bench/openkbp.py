@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 for c in ref.criteria:
                     criteria_rows.append(
                         [name, c.structure_id, c.metric, c.better, c.tie_gy, c.agent_gy,
-                         c.clinical_rescaled_gy, c.clinical_gy, c.verdict]
+                         c.clinical_rescaled_gy, c.clinical_gy, c.verdict,
+                         round(c.outside_dose_region_pct)]
                     )  # fmt: skip
                     key = f"{'PTV' if c.structure_id.startswith('PTV') else 'organ'} {c.metric}"
                     tally.setdefault(key, Counter())[c.verdict] += 1
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         "OpenKBP criteria per patient (Gy; clinical rescaled to the agent's PTV70 D95)",
         ["patient", "structure", "criterion", "better", "tie Gy", "agent", "clinical resc.",
-         "clinical deliv.", "verdict"],
+         "clinical deliv.", "verdict", "outside %"],
         criteria_rows,
     )  # fmt: skip
     print_table(
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             "verdicts": {k: dict(v) for k, v in sorted(tally.items())},
             "patients": patients,
             "note": "clinical dose from a clinical TPS, ours from our pencil-beam engine; "
-            "our fluence has no leaf sequencing or MU limit",
+            "our fluence has no leaf sequencing or MU limit; OpenKBP's criteria count both "
+            "doses as 0 outside OpenKBP's possible-dose region (outside_dose_region_pct)",
         },
     )
     console.print(f"wrote {path}", highlight=False)

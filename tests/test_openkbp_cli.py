@@ -4,10 +4,12 @@ on the vendored patient (tests/data/openkbp, OpenKBP pt_1, MIT)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -19,6 +21,15 @@ from mock_tps.openkbp import load_openkbp
 
 PATIENT = Path(__file__).resolve().parent / "data" / "openkbp" / "pt_1"
 runner = CliRunner()
+
+
+def _outside_pct(name: str) -> float:
+    """Share (%) of a structure's voxels outside possible_dose_mask, from the raw CSV files."""
+    idx = {}
+    for stem in (name, "possible_dose_mask"):
+        with gzip.open(PATIENT / f"{stem}.csv.gz", "rt") as f:
+            idx[stem] = np.loadtxt(f, delimiter=",", skiprows=1, usecols=0, ndmin=1)
+    return 100.0 * float(np.mean(~np.isin(idx[name], idx["possible_dose_mask"])))
 
 
 def test_openkbp_is_one_case_source_with_its_template() -> None:
@@ -93,6 +104,10 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
     )
     assert len(ref["criteria"]) == 3 * 3 + 5 * 2  # 3 PTVs x D99/D95/D1, 5 organs x D0.1cc/mean
     assert "clinical TPS" in ref["source_note"] and ref["agent_mu_proxy"] > 1.0
+    cord = [c for c in ref["criteria"] if c["structure_id"] == "SpinalCord"]
+    assert [c["outside_dose_region_pct"] for c in cord] == pytest.approx(
+        [_outside_pct("SpinalCord")] * 2
+    )  # pt_1's cord lies partly outside OpenKBP's dose region
     assert "clinical plan rescaled" in result.stderr + result.stdout
     for path in out.rglob("*"):
         if path.is_file():

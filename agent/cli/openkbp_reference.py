@@ -80,9 +80,12 @@ def clinical_reference(
     }
     targets = frozenset(TARGET_LEVELS_GY)
     vox_mm3 = patient.voxel_volume_mm3
+    region = patient.possible_dose_mask  # the clinical dose is 0 outside it
+    outside = {sid: 100.0 * float((m & ~region).sum()) / float(m.sum()) for sid, m in masks.items()}
 
     def crit(dose: NDArray[np.float32]) -> dict[str, dict[str, float]]:
-        return openkbp_metrics(dose, masks, targets, vox_mm3)
+        inside = np.where(region, dose, np.float32(0.0))  # OpenKBP's convention, both plans
+        return openkbp_metrics(inside, masks, targets, vox_mm3)
 
     fluence = session.last_fluence_result
     return ClinicalReference(
@@ -95,7 +98,9 @@ def clinical_reference(
         rescale_factor=factor,
         delivered=_evaluate_dose(case, clinical, template, structure_map),
         rescaled=_evaluate_dose(case, rescaled, template, structure_map),
-        criteria=compare_criteria(crit(agent), crit(clinical), crit(rescaled), BETTER, TIE_GY),
+        criteria=compare_criteria(
+            crit(agent), crit(clinical), crit(rescaled), BETTER, TIE_GY, outside
+        ),
         agent_mu_proxy=None if fluence is None else fluence.mu_proxy,
     )
 

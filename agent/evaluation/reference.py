@@ -26,6 +26,12 @@ SOURCE_NOTE = (
     "the clinical dose came from a clinical TPS (the delivered plan), the agent's from our "
     "pencil-beam engine: compare DVH metrics, not voxel doses"
 )
+DOSE_REGION_NOTE = (
+    "OpenKBP gives the clinical dose only inside its possible-dose region (0 elsewhere); as in "
+    "OpenKBP's evaluation, both doses count as 0 outside it for OpenKBP's criteria "
+    "(outside_dose_region_pct per row): organ means of structures mostly outside the region "
+    "(often the cord and brainstem) are then lower bounds on both sides"
+)
 MODULATION_NOTE = (
     "our fluence has no leaf sequencing and no MU limit (agent_mu_proxy: our MU proxy, 1 = "
     "unmodulated); OpenKBP gives the clinical dose only, so the clinical plan's modulation is "
@@ -44,6 +50,8 @@ class CriterionComparison(FrozenModel):
     clinical_gy: float  # as delivered
     clinical_rescaled_gy: float
     verdict: Verdict  # agent vs the rescaled clinical plan
+    # share of the structure outside OpenKBP's dose region, where both doses count as 0
+    outside_dose_region_pct: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
 
 
 class ClinicalReference(FrozenModel):
@@ -52,6 +60,7 @@ class ClinicalReference(FrozenModel):
     label: str = "clinical plan (as delivered)"
     rescaled_label: str
     source_note: str = SOURCE_NOTE
+    dose_region_note: str = DOSE_REGION_NOTE
     agent_ptv70_d95_gy: float
     clinical_ptv70_d95_gy: float
     rescale_factor: Annotated[float, Field(gt=0.0)]
@@ -79,8 +88,12 @@ def compare_criteria(
     clinical_rescaled: Mapping[str, Mapping[str, float]],
     better: Mapping[str, Literal["higher", "lower"]],
     tie_gy: float,
+    outside_pct: Mapping[str, float] | None = None,
 ) -> list[CriterionComparison]:
-    """One row per structure and criterion present in all three (structure order of ``agent``)."""
+    """One row per structure and criterion present in all three (structure order of ``agent``).
+
+    ``outside_pct``: per structure, the share of its voxels outside the dose region.
+    """
     rows: list[CriterionComparison] = []
     for sid, values in agent.items():
         if sid not in clinical or sid not in clinical_rescaled:
@@ -96,6 +109,7 @@ def compare_criteria(
                     clinical_gy=clinical[sid][metric],
                     clinical_rescaled_gy=clinical_rescaled[sid][metric],
                     verdict=verdict(value, clinical_rescaled[sid][metric], better[metric], tie_gy),
+                    outside_dose_region_pct=(outside_pct or {}).get(sid, 0.0),
                 )
             )
     return rows
