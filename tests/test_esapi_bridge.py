@@ -104,11 +104,14 @@ def test_stubs_and_bridge_compile_with_mcs(tmp_path: Path) -> None:
     out = build_module().build(tmp_path, force=True)
     names = sorted(p.name for p in out.glob("*.dll"))
     assert names == [
+        "Python.Runtime.dll",
+        "RtPlanAgent.esapi.dll",
         "Rtplan.EsapiStubs.Testing.dll",
         "Rtplan.PlanBridge.dll",
         "VMS.TPS.Common.Model.API.dll",
         "VMS.TPS.Common.Model.Types.dll",
     ]
+    assert (out / "Rtplan.PluginTestHost.exe").is_file()
     assert stub_assemblies().runtime == "mono"
 
 

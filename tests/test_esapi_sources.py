@@ -13,6 +13,9 @@ from esapi_helpers import ROOT, build_module, stub_assemblies
 
 PLUGIN = ROOT / "plugin_csharp"
 BRIDGE_SOURCES = sorted((PLUGIN / "PlanBridge").glob("*.cs"))
+PLUGIN_SOURCES = sorted((PLUGIN / "Plugin").glob("*.cs"))
+#: The plugin's entry file names these ESAPI types only (the bridge does the rest).
+SCRIPT_API_NAMES = {"ScriptContext", "ESAPIScript"}
 
 #: Members that docs/ESAPI.md lists as NOT in ESAPI 15.6 (using one breaks the 15.6 build).
 NOT_IN_15_6 = {
@@ -45,9 +48,9 @@ def _violations(sources: list[Path]) -> list[str]:
     ]
 
 
-def test_the_bridge_uses_no_member_that_15_6_lacks() -> None:
-    assert len(BRIDGE_SOURCES) >= 4
-    assert _violations(BRIDGE_SOURCES) == []
+def test_the_bridge_and_the_plugin_use_no_member_that_15_6_lacks() -> None:
+    assert len(BRIDGE_SOURCES) >= 4 and len(PLUGIN_SOURCES) >= 5
+    assert _violations(BRIDGE_SOURCES + PLUGIN_SOURCES) == []
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
@@ -63,14 +66,25 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert len(found) == 3 and not any("Proton" in f for f in found)
 
 
-def test_only_the_bridge_touches_the_esapi_objects() -> None:
+def test_only_the_bridge_touches_the_esapi_objects(api: dict[str, object]) -> None:
     users = sorted(
         str(p.relative_to(PLUGIN))
         for p in PLUGIN.rglob("*.cs")
-        if "EsapiStubs" not in p.parts and "using VMS.TPS.Common.Model.API;" in _code(p)
+        if not {"EsapiStubs", "TestHost"} & set(p.parts)
+        and "using VMS.TPS.Common.Model.API;" in _code(p)
     )
-    assert users == sorted(str(p.relative_to(PLUGIN)) for p in BRIDGE_SOURCES if "API" in _code(p))
-    assert all(u.startswith("PlanBridge/") for u in users) and users
+    bridge = sorted(str(p.relative_to(PLUGIN)) for p in BRIDGE_SOURCES if "API" in _code(p))
+    assert users == sorted([*bridge, "Plugin/Script.cs"]) and bridge
+    # the entry names ScriptContext and the ESAPIScript attribute, nothing else of the API
+    script = _code(PLUGIN / "Plugin" / "Script.cs")
+    named = {
+        n.removesuffix("Attribute")
+        for n in api
+        if re.search(rf"\b{n.removesuffix('Attribute')}\b", script)
+    }
+    assert named == SCRIPT_API_NAMES
+    assert "[assembly: ESAPIScript(IsWriteable = true)]" in script
+    assert "public void Execute(ScriptContext context)" in script and "namespace VMS.TPS" in script
 
 
 def test_only_the_runtime_module_imports_pythonnet() -> None:
@@ -120,7 +134,8 @@ def test_the_csproj_and_the_mono_build_share_sources_and_defines() -> None:
     hints = [h.text or "" for h in root.iter("HintPath")]
     assert hints and all(h.startswith("$(EsapiReferencePath)") for h in hints)
     # the Mono build compiles the same files with the same (15.6) defines
-    _, sources, command = build.commands()[-1]
+    outputs = {out.name: (srcs, cmd) for out, srcs, cmd in build.commands()}
+    sources, command = outputs["Rtplan.PlanBridge.dll"]
     assert sources == list(shared.bridge_sources)
     assert sorted(sources) == sorted(str(p.relative_to(PLUGIN)) for p in BRIDGE_SOURCES)
     defines = next(c for c in command if c.startswith("-define:")).removeprefix("-define:")
@@ -199,6 +214,8 @@ def test_objective_properties_are_read_only_and_constructors_internal(
     api: dict[str, object], types: dict[str, object]
 ) -> None:
     for name, t in api.items():
+        if name == "ESAPIScriptAttribute":  # an attribute is used through its public constructor
+            continue
         assert list(t.GetConstructors()) == [], f"{name} has a public constructor"  # type: ignore[attr-defined]
         if name.startswith("Optimization") and name.endswith(("Objective", "Parameter")):
             writable = [p.Name for p in t.GetProperties() if p.GetSetMethod() is not None]  # type: ignore[attr-defined]

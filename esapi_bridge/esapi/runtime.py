@@ -42,6 +42,20 @@ class BridgeAssemblies:
         with dotnet_boundary("PlanBridge(patient, plan, technique)"):
             return self.plan_bridge_type(patient, plan, technique)
 
+    def standalone_host(self, script_name: str) -> Any:
+        """Start ``Rtplan.Bridge.StandaloneHost``: its STA thread and the process's one ESAPI
+        ``Application`` (``CustomScriptExecutable.CreateApplication``); ``Dispose()`` it on exit.
+
+        Raises
+        ------
+        TpsUnavailable
+            ``CreateApplication`` failed or an Application was already created in this process.
+        """
+        from Rtplan.Bridge import StandaloneHost
+
+        with dotnet_boundary("StandaloneHost.Start(scriptName)"):
+            return StandaloneHost.Start(script_name)
+
 
 def default_runtime() -> str:
     """``netfx`` on Windows (Eclipse's .NET Framework), ``mono`` elsewhere."""

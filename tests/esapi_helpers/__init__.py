@@ -28,6 +28,7 @@ from mock_tps.session import MockTpsSession
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTING_ASSEMBLY = "Rtplan.EsapiStubs.Testing"
+PLUGIN_ASSEMBLY = "RtPlanAgent.esapi"
 
 
 @functools.cache
@@ -51,6 +52,14 @@ def build_dir() -> Path:
 def stub_assemblies() -> BridgeAssemblies:
     """Build (if needed) and load the stubs, their test assembly and the bridge on Mono."""
     return load_standalone(build_dir(), runtime="mono", extra_assemblies=[TESTING_ASSEMBLY])
+
+
+@functools.cache
+def plugin_assemblies() -> BridgeAssemblies:
+    """The stubs, the bridge and the plugin (``RtPlanAgent.esapi``) loaded in this process."""
+    return load_standalone(
+        build_dir(), runtime="mono", extra_assemblies=[TESTING_ASSEMBLY, PLUGIN_ASSEMBLY]
+    )
 
 
 def stub_namespace() -> Any:

@@ -58,6 +58,45 @@ namespace VMS.TPS.Common.Model.API
         }
 
         internal Patient PatientRef;
+        internal readonly List<PlanSetup> PlanList = new List<PlanSetup>();
+
+        /// <summary>Copies a plan into this course (objectives, parameters, beams, structure set and
+        /// prescription; not its dose). The copy is UnApproved and gets an automatic Id, which the
+        /// caller may change through PlanSetup.Id. Needs BeginModifications().</summary>
+        public PlanSetup CopyPlanSetup(PlanSetup sourcePlan)
+        {
+            if (sourcePlan == null)
+                throw new ArgumentNullException("sourcePlan");
+            if (PatientRef == null || !PatientRef.ModificationsBegun)
+                throw new InvalidOperationException("Modifications are not enabled: call Patient.BeginModifications() first.");
+            var source = sourcePlan as ExternalPlanSetup;
+            if (source == null)
+                throw new InvalidOperationException("Only external beam plans can be copied by the stubs.");
+            string id = source.Id;
+            for (int n = 1; PlanList.Any(p => p.Id == id); n++)
+                id = source.Id.Length > 11 ? source.Id.Substring(0, 11) + n : source.Id + n;
+            var copy = new ExternalPlanSetup(id, this, source.DosePerFractionValue, source.Fractions, source.IsVmat);
+            copy.StructureSetValue = source.StructureSetValue;
+            copy.BeamList.AddRange(source.BeamList);
+            copy.OptimizationSetupValue.ObjectiveList.AddRange(source.OptimizationSetupValue.ObjectiveList);
+            copy.OptimizationSetupValue.ParameterList.AddRange(source.OptimizationSetupValue.ParameterList);
+            copy.OptimizationSetupValue.JawTracking = source.OptimizationSetupValue.JawTracking;
+            copy.Backend = source.Backend;
+            PlanList.Add(copy);
+            return copy;
+        }
+    }
+
+    public class User : ApiDataObject
+    {
+        internal User(string id, string name) : base(id)
+        {
+            NameValue = name;
+        }
+
+        internal string NameValue;
+
+        public string Name { get { return NameValue; } }
     }
 
     public class Structure : ApiDataObject

@@ -172,7 +172,16 @@ namespace VMS.TPS.Common.Model.API
         public new string Id
         {
             get { return IdValue; }
-            set { CheckWritable(); IdValue = value; }
+            set
+            {
+                CheckWritable();
+                // Eclipse: a plan Id has at most 13 characters and is unique within its course
+                if (string.IsNullOrEmpty(value) || value.Length > 13)
+                    throw new ArgumentException("The plan ID must have 1 to 13 characters.");
+                if (CourseValue != null && CourseValue.PlanList.Any(p => p != this && p.Id == value))
+                    throw new ArgumentException("A plan with ID '" + value + "' already exists in the course.");
+                IdValue = value;
+            }
         }
 
         public Course Course { get { return CourseValue; } }

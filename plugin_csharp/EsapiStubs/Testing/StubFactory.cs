@@ -49,6 +49,7 @@ namespace Rtplan.EsapiStubs.Testing
             var course = new Course("C1", patient);
             double perFraction = unit == DoseValue.DoseUnit.cGy ? dosePerFractionGy * 100.0 : dosePerFractionGy;
             var plan = new ExternalPlanSetup(planId, course, new DoseValue(perFraction, unit), fractions, vmat);
+            course.PlanList.Add(plan);
             plan.StructureSetValue = new StructureSet("SS1");
             for (int i = 0; i < beamCount; i++)
                 plan.BeamList.Add(new Beam("B" + (i + 1).ToString(CultureInfo.InvariantCulture)));

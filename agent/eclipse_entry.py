@@ -1,0 +1,285 @@
+"""Entry points of the agent inside Eclipse (the plugin) and next to it (standalone research mode).
+
+- :func:`run_hosted` is what ``RtPlanAgent.esapi.dll`` calls once it has checked its config and
+  the approved agent code, made the unapproved copy of the plan and started CPython: the .NET
+  runtime is the plugin's (no ``pythonnet.load()``: :func:`esapi_bridge.esapi.runtime.attach_hosted`).
+- :func:`run_standalone` runs a session through the C# ``StandaloneHost`` (an STA thread with a
+  job queue that owns the ESAPI ``Application``) for non-clinical batch planning.
+
+The clinician's window (``Rtplan.Plugin.IClinicianWindow``: progress, review of each proposal,
+cancel) is driven from here by :class:`WindowApprover` and :class:`WindowProgress`. Ids (patient,
+course, plan) never reach the journal: the session records the keyed pseudonym of the plan id
+(``agent.session.identity``), and the hash of the approved agent code as an ``agent_code`` event.
+Nothing here imports pythonnet or ``clr``: .NET objects arrive as arguments, and
+:mod:`esapi_bridge.esapi.runtime` is the only module that loads .NET.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from agent.policies import make_policy
+from agent.session.approval import ApprovalDecision
+from agent.session.loop import PlanningLoop
+from agent.session.negotiation import SessionAborted
+from agent.session.outcome import describe_stop
+from agent.session.records import (
+    ApprovalAction,
+    GuardVerdict,
+    IterationRecord,
+    Proposal,
+    SessionConfig,
+    SessionSummary,
+    StopReason,
+)
+from agent.templates import SiteTemplate
+from agent.templates.loader import load_template
+from esapi_bridge.dto import Objective
+from esapi_bridge.esapi import EsapiSession, agent_code
+from esapi_bridge.esapi.runtime import attach_hosted, load_standalone
+
+#: Journal event carrying the hash of the approved agent code.
+AGENT_CODE_EVENT = "agent_code"
+_OBJECTIVES: TypeAdapter[list[Objective]] = TypeAdapter(list[Objective])
+_ANSWERS = {
+    "approve": ApprovalAction.APPROVE,
+    "edit": ApprovalAction.EDIT,
+    "stop": ApprovalAction.STOP,
+    "feedback": ApprovalAction.FEEDBACK,
+}
+
+
+class PluginSettings(BaseModel):
+    """``RtPlanAgent.config.json`` as the plugin checked it (``Plugin/PluginConfig.cs``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    python_dll: str
+    venv: str
+    site_template: str
+    policy: str
+    provider: str | None = None
+    approve: Literal["each", "auto"]
+    max_iterations: int = Field(ge=1, le=50)
+    log_dir: str
+
+
+class WindowApprover:
+    """The clinician's review of each proposal through the window (approve / edit / stop / feedback).
+
+    ``window`` is an ``IClinicianWindow``: ``Review(json) -> json``, ``EditRejected(text)``,
+    ``CancelRequested``. A pressed Cancel answers stop (the clinician's stop).
+    """
+
+    def __init__(self, window: Any) -> None:
+        self._window = window
+
+    def review(
+        self,
+        iteration: int,
+        proposal: Proposal,
+        current: Sequence[Objective],
+        applied: Sequence[Objective],
+        verdict: GuardVerdict,
+    ) -> ApprovalDecision:
+        """Ask the window; its answer is validated (an unknown action is the clinician's stop)."""
+        if bool(self._window.CancelRequested):
+            return ApprovalDecision(ApprovalAction.STOP)
+        question = {
+            "iteration": iteration,
+            "rationale": proposal.rationale,
+            "current": _OBJECTIVES.dump_python(list(current), mode="json"),
+            "proposed": _OBJECTIVES.dump_python(list(applied), mode="json"),
+            "verdict": verdict.model_dump(mode="json"),
+        }
+        answer = json.loads(str(self._window.Review(json.dumps(question))))
+        action = _ANSWERS.get(str(answer.get("action", "")), ApprovalAction.STOP)
+        if action is ApprovalAction.EDIT:
+            return ApprovalDecision(
+                action, objectives=_OBJECTIVES.validate_python(answer["objectives"])
+            )
+        if action is ApprovalAction.FEEDBACK:
+            return ApprovalDecision(action, feedback=str(answer.get("feedback", "")))
+        return ApprovalDecision(action)
+
+    def edit_rejected(self, iteration: int, verdict: GuardVerdict) -> None:
+        """Tell the clinician why the guardrails refused their edit."""
+        self._window.EditRejected(f"iteration {iteration}: " + "; ".join(verdict.reasons))
+
+
+@dataclass
+class WindowProgress:
+    """Each iteration as one progress line; a pressed Cancel stops the session after it."""
+
+    window: Any
+
+    def __call__(self, record: IterationRecord) -> None:
+        evaluation = record.evaluation
+        score = (
+            "n/a" if evaluation is None or evaluation.score is None else f"{evaluation.score:.3f}"
+        )
+        self.window.Progress(f"iteration {record.iteration}: score {score}")
+        if bool(self.window.CancelRequested):
+            raise SessionAborted(StopReason.CLINICIAN_STOP, "cancelled by the clinician")
+
+
+class _RecordedCodeLoop(PlanningLoop):
+    """The planning loop, journaling the approved agent code's hash right after the header."""
+
+    def __init__(self, *args: Any, agent_code_hash: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.agent_code_hash = agent_code_hash
+
+    def _drive(self, start: float, first_iteration: int, skip_zero: bool = False) -> SessionSummary:
+        if self.tps is not None:
+            self.tps.event(AGENT_CODE_EVENT, None, f"sha256 {self.agent_code_hash}")
+        return super()._drive(start, first_iteration, skip_zero)
+
+
+def _session_dir(log_dir: str | Path) -> Path:
+    """A fresh folder named by time and a random suffix (never by patient, course or plan)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(log_dir) / f"eclipse-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def summary_text(summary: SessionSummary) -> str:
+    """What the clinician's window shows at the end."""
+    final = summary.final_evaluation
+    score = "" if final is None or final.score is None else f", score {final.score:.3f}"
+    stop = describe_stop(summary.stop_reason, final, summary.message)
+    return f"{summary.iterations} iterations{score}: {stop}"
+
+
+def _run(
+    session: EsapiSession,
+    template: SiteTemplate,
+    settings: PluginSettings,
+    window: Any | None,
+    agent_code_hash: str,
+    out_dir: Path,
+) -> SessionSummary:
+    if settings.policy == "llm":
+        raise ValueError("the llm policy is not wired into the plugin entry yet: use policy rule")
+    policy = make_policy(settings.policy)
+    approve = settings.approve == "each" and window is not None
+    config = SessionConfig(
+        template=template.name,
+        template_from_file=settings.site_template != template.name,
+        policy=policy.name,
+        max_iterations=settings.max_iterations,
+        approve=approve,
+        tps="esapi",
+    )
+    loop = _RecordedCodeLoop(
+        session,
+        template,
+        policy,
+        config,
+        out_dir,
+        approver=WindowApprover(window) if approve else None,
+        on_iteration=WindowProgress(window) if window is not None else None,
+        agent_code_hash=agent_code_hash,
+    )
+    return loop.run()
+
+
+def run_hosted(working_copy: Any, config_json: str, agent_code_hash: str, window: Any) -> str:
+    """The plugin's entry: plan the unapproved copy and return the summary text to show.
+
+    Parameters
+    ----------
+    working_copy
+        ``Rtplan.Bridge.WorkingCopy`` (.NET): the copy made by ``Course.CopyPlanSetup``; its
+        ``NewBridge(technique)`` makes the ``PlanBridge`` on this (Eclipse's) thread.
+    config_json
+        The text of ``RtPlanAgent.config.json`` (already checked by the plugin).
+    agent_code_hash
+        The hash of the approved agent code, recomputed by the plugin (goes into the journal).
+    window
+        ``Rtplan.Plugin.IClinicianWindow``.
+    """
+    attach_hosted()  # the plugin's runtime: no pythonnet.load()
+    settings = PluginSettings.model_validate_json(config_json)
+    template = load_template(settings.site_template)
+    bridge = working_copy.NewBridge(template.technique.technique.value)
+    out_dir = _session_dir(settings.log_dir)
+    summary = _run(EsapiSession(bridge), template, settings, window, agent_code_hash, out_dir)
+    return summary_text(summary)
+
+
+def run_standalone(
+    assembly_dir: str | Path,
+    *,
+    patient_id: str,
+    course_id: str,
+    plan_id: str,
+    site_template: str,
+    out_dir: str | Path,
+    policy: str = "rule",
+    max_iterations: int = 10,
+    locator: Any = None,
+    window: Any = None,
+    save: bool = True,
+    extra_assemblies: Sequence[str] = (),
+    script_name: str = "RtPlanAgent",
+) -> SessionSummary:
+    """Standalone research mode: a session through ``Rtplan.Bridge.StandaloneHost``.
+
+    ``rtplan plan --esapi --patient ID --course ID --plan ID`` should call::
+
+        run_standalone(assembly_dir, patient_id=ID, course_id=ID, plan_id=ID,
+                       site_template=TEMPLATE, out_dir=SESSION_DIR, policy=POLICY,
+                       max_iterations=N, locator=LOCATOR)
+
+    where ``assembly_dir`` holds ``Rtplan.PlanBridge.dll`` and the ESAPI assemblies. The host
+    owns one STA thread and the process's one ``Application``
+    (``CustomScriptExecutable.CreateApplication``), runs every ESAPI call from its job queue and
+    is disposed on return. ``locator`` is an ``Rtplan.Bridge.IPlanLocator`` that finds the plan in
+    the opened patient (the stubs' ``StubPlanLocator`` in the tests; see the README for the
+    workstation's). The session works on the plan itself (non-clinical: no copy), saves the
+    modifications when ``save`` and journals only the keyed pseudonym of the plan id.
+    ``window`` (optional ``IClinicianWindow``) reviews each proposal; ``None`` runs unattended.
+
+    Raises
+    ------
+    esapi_bridge.errors.TpsUnavailable
+        The .NET runtime or the assemblies cannot be loaded.
+    RuntimeError
+        The host refused (no such patient or plan, a plan that is not UnApproved, a second
+        Application in this process), with ESAPI's message.
+    """
+    assemblies = load_standalone(assembly_dir, extra_assemblies=extra_assemblies)
+    template = load_template(site_template)
+    code_hash = agent_code.total_hash(
+        agent_code.manifest(agent_code.code_root(), agent_code.current_venv())
+    )
+    settings = PluginSettings(
+        python_dll="",
+        venv="",
+        site_template=site_template,
+        policy=policy,
+        approve="each" if window is not None else "auto",
+        max_iterations=max_iterations,
+        log_dir=str(out_dir),
+    )
+    host = assemblies.standalone_host(script_name)
+    try:
+        technique = template.technique.technique.value
+        try:
+            bridge = host.OpenPlan(patient_id, course_id, plan_id, technique, locator)
+        except Exception as exc:  # System.Exception from the host (its messages name no ids)
+            raise RuntimeError(f"the standalone host refused the plan: {exc}") from exc
+        session = EsapiSession(bridge)
+        summary = _run(session, template, settings, window, code_hash, Path(out_dir))
+        host.ClosePatient(bool(save))
+        return summary
+    finally:
+        host.Dispose()
