@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import agent.cli.main as cli
 from agent.cli.case_source import SourceKind, choose_case
 from agent.cli.errors import CliError
+from agent.report import build_report
 from agent.templates import load_template, match_structures
 from mock_tps.openkbp import load_openkbp
 
@@ -109,6 +110,10 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
         [_outside_pct("SpinalCord")] * 2
     )  # pt_1's cord lies partly outside OpenKBP's dose region
     assert "clinical plan rescaled" in result.stderr + result.stdout
+    html = build_report(out).read_text()  # the clinical plan beside the agent's in the report
+    assert 'id="clinical-reference"' in html and "from a clinical TPS" in html
+    assert html.count('<tr data-goal="') == len(final["goals"])  # one row per evaluated goal
+    assert html.count('<tr class="criterion-row">') == len(ref["criteria"])  # one per criterion
     for path in out.rglob("*"):
         if path.is_file():
             assert "pt_1" not in path.read_bytes().decode("utf-8", "replace"), path.name

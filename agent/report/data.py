@@ -84,6 +84,8 @@ def load_report_data(session_dir: Path) -> ReportData:
             raise ReportError(
                 f"{str(summary_file)!r} is not a valid session summary: {first}"
             ) from exc
+    if summary is not None and summary.clinical_reference is None and summary_file.is_file():
+        summary = _with_file_reference(summary, summary_file)
     if summary is None:
         missing.append(
             "the session is unfinished: the journal has no summary (still running, killed, "
@@ -297,3 +299,16 @@ def iteration_rows(iterations: Sequence[IterationRecord]) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+def _with_file_reference(summary: SessionSummary, summary_file: Path) -> SessionSummary:
+    """The journal's summary with the clinical reference that only ``summary.json`` holds."""
+    try:
+        reference = load_summary_file(summary_file).clinical_reference
+    except (OSError, ValueError):  # an unreadable summary.json: the journal's summary stands
+        return summary
+    return (
+        summary
+        if reference is None
+        else summary.model_copy(update={"clinical_reference": reference})
+    )
