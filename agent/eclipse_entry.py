@@ -79,6 +79,10 @@ class WindowApprover:
     ``CancelRequested``. A pressed Cancel answers stop (the clinician's stop).
     """
 
+    #: Answers that are not valid (bad JSON, an edit that is no objective list) re-asked before
+    #: the session takes the clinician's stop.
+    max_invalid_answers = 3
+
     def __init__(self, window: Any) -> None:
         self._window = window
 
@@ -90,7 +94,8 @@ class WindowApprover:
         applied: Sequence[Objective],
         verdict: GuardVerdict,
     ) -> ApprovalDecision:
-        """Ask the window; its answer is validated (an unknown action is the clinician's stop)."""
+        """Ask the window; its answer is validated (an unknown action is the clinician's stop,
+        an invalid one is reported through ``EditRejected`` and asked again)."""
         if bool(self._window.CancelRequested):
             return ApprovalDecision(ApprovalAction.STOP)
         question = {
@@ -100,12 +105,27 @@ class WindowApprover:
             "proposed": _OBJECTIVES.dump_python(list(applied), mode="json"),
             "verdict": verdict.model_dump(mode="json"),
         }
-        answer = json.loads(str(self._window.Review(json.dumps(question))))
+        for _ in range(self.max_invalid_answers + 1):
+            try:
+                return self._decision(json.loads(str(self._window.Review(json.dumps(question)))))
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+            ) as exc:  # bad JSON or objectives
+                self._window.EditRejected(
+                    f"iteration {iteration}: the answer was not applied ({type(exc).__name__}: "
+                    f"{exc}); answer again"
+                )
+        return ApprovalDecision(ApprovalAction.STOP)
+
+    @staticmethod
+    def _decision(answer: dict[str, Any]) -> ApprovalDecision:
         action = _ANSWERS.get(str(answer.get("action", "")), ApprovalAction.STOP)
         if action is ApprovalAction.EDIT:
-            return ApprovalDecision(
-                action, objectives=_OBJECTIVES.validate_python(answer["objectives"])
-            )
+            objectives = _OBJECTIVES.validate_python(answer["objectives"])
+            return ApprovalDecision(action, objectives=objectives)
         if action is ApprovalAction.FEEDBACK:
             return ApprovalDecision(action, feedback=str(answer.get("feedback", "")))
         return ApprovalDecision(action)

@@ -100,15 +100,10 @@ def write_manifest(
     providers: tuple[str, ...] = DEFAULT_PROVIDERS,
 ) -> Path:
     """Generate ``BuildManifest.g.cs`` (rewritten only when its content changes)."""
-    from esapi_bridge.esapi import agent_code
+    from esapi_bridge.esapi.agent_code import write_csharp
 
-    root = agent_code.code_root()
-    files = agent_code.manifest(root, agent_code.current_venv())
-    text = agent_code.render_csharp(files, root, policies=policies, providers=providers)
     path = out_dir / "obj" / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+    write_csharp(path, policies=policies, providers=providers)
     return path
 
 
@@ -201,10 +196,6 @@ def build(
     return out_dir
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``make plugin``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -217,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         out = build(
             args.out,
             force=args.force,
-            policies=_names(args.policies),
-            providers=_names(args.providers),
+            policies=tuple(n.strip() for n in args.policies.split(",") if n.strip()),
+            providers=tuple(n.strip() for n in args.providers.split(",") if n.strip()),
         )
     except RuntimeError as exc:
         print(exc, file=sys.stderr)

@@ -2,9 +2,10 @@
 calls ``Script.Execute`` with a stub context; the plugin reads its config, checks the approved
 agent code, copies the plan, starts CPython from the base interpreter's DLL and runs the rule
 policy for a few iterations through the PlanBridge on the copy (mock_tps behind the stubs),
-with a scripted clinician approving and giving feedback.
+with a scripted clinician approving and giving feedback. A second launch in the same process
+reuses the engine (initialized once per process, never shut down) and makes a second copy.
 
-One run of the host (~10 s: Mono, CPython, numpy and the case) and one refused run.
+One run of the host (~12 s: Mono, CPython, numpy, the case, two launches) and one refused run.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     ]
     spec = case_spec(
         mock, scenario="prostate-basic", seed=2, cache_dir=cache, tests_dir=ROOT / "tests",
-        answers=ANSWERS, original=original,
+        answers=ANSWERS, original=original, runs=2,
     )  # fmt: skip
     logs = tmp / "logs"
     logs.mkdir()
@@ -85,10 +86,11 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 
 def test_the_embedded_agent_plans_the_copy(embedded: tuple[dict[str, Any], Path]) -> None:
     result, logs = embedded
-    assert result["outcome"] == "ok", result["message"]
+    first = result["runs"][0]
+    assert first["outcome"] == "ok", first["message"]
     assert result["python_started_by_plugin"] is True  # the host has no Python of its own
-    # the copy: a unique Id of at most 13 characters in the same course
-    assert result["plan_ids"] == ["PROST-PLAN-1", "PROST-PLA_A1"]
+    # the copies: unique Ids of at most 13 characters in the same course
+    assert result["plan_ids"] == ["PROST-PLAN-1", "PROST-PLA_A1", "PROST-PLA_A2"]
     # the agent wrote the template's and the policy's objectives to the copy (in cGy)
     copy = result["copy_objectives"].split(";")
     assert len(copy) >= 5 and all(o.split(":")[0] in {"PTV", "Rectum", "Bladder"} for o in copy)
@@ -97,20 +99,30 @@ def test_the_embedded_agent_plans_the_copy(embedded: tuple[dict[str, Any], Path]
     assert result["original_after"] == result["original_before"]
     assert result["original_before"] == "Rectum:Upper::50;Bladder:Upper::40"
     # the window saw the progress, the reviews and the summary (with the copy's Id)
-    assert result["progress"][0].startswith("working on a copy of the plan")
-    assert [p.split(":")[0] for p in result["progress"][1:]] == [f"iteration {i}" for i in range(4)]
-    assert result["reviewed"] == 4  # 3 iterations, one re-asked after the feedback
-    (shown,) = result["shown"]
+    assert first["progress"][0].startswith("working on a copy of the plan")
+    assert [p.split(":")[0] for p in first["progress"][1:]] == [f"iteration {i}" for i in range(4)]
+    assert first["reviewed"] == 4  # 3 iterations, one re-asked after the feedback
+    (shown,) = first["shown"]
     assert shown.startswith("3 iterations, score ") and "copy PROST-PLA_A1" in shown
-    (session,) = logs.iterdir()
-    assert session.name.startswith("eclipse-")
+    assert len(list(logs.iterdir())) == 2
+
+
+def test_a_second_launch_reuses_the_engine(embedded: tuple[dict[str, Any], Path]) -> None:
+    result, _ = embedded
+    second = result["runs"][1]
+    assert second["outcome"] == "ok", second["message"]
+    assert result["python_initialized"] is True
+    # no answers: the clinician's stop at the first proposal, after the template plan
+    assert second["reviewed"] == 1 and second["progress"][1].startswith("iteration 0:")
+    (shown,) = second["shown"]
+    assert "stopped by the clinician" in shown and "copy PROST-PLA_A2" in shown
 
 
 def test_the_journal_holds_the_code_hash_and_no_ids(
     embedded: tuple[dict[str, Any], Path],
 ) -> None:
     _, logs = embedded
-    (session,) = logs.iterdir()
+    session = min(logs.iterdir(), key=lambda p: (p / "journal.jsonl").stat().st_mtime)
     log = read_journal(session)
     assert log.header.config.tps == "esapi" and log.header.config.approve
     events = [e for e in log.events if e.kind == AGENT_CODE_EVENT]
@@ -133,7 +145,8 @@ def test_without_a_config_the_plugin_says_what_to_create(tmp_path: Path) -> None
         tests_dir=ROOT / "tests",
     )  # fmt: skip
     result = _run_host(_host_dir(tmp_path, None), spec)
-    assert result["outcome"] == "refused"
-    assert "RtPlanAgent.config.json was not found next to the plugin" in result["message"]
+    (run,) = result["runs"]
+    assert run["outcome"] == "refused"
+    assert "RtPlanAgent.config.json was not found next to the plugin" in run["message"]
     assert result["python_started_by_plugin"] is False
     assert result["plan_ids"] == ["PROST-PLAN-1"]  # nothing copied

@@ -303,3 +303,59 @@ def test_cancel_is_the_clinicians_stop() -> None:
         progress(record)
     assert stopped.value.reason is StopReason.CLINICIAN_STOP
     assert list(auto.ProgressLines) == ["iteration 1: score n/a"] * 2
+
+
+def test_an_invalid_answer_is_reported_and_asked_again() -> None:
+    _, _, plugin = _ns()
+    window = plugin.ScriptedClinicianWindow(
+        ['edit:[{"kind": "point", "structure_id": "PTV"}]', "edit:not json", "approve"]
+    )
+    proposal, applied, verdict = _proposal()
+    decision = WindowApprover(window).review(3, proposal, applied, applied, verdict)
+    assert decision.action is ApprovalAction.APPROVE and len(window.Reviewed) == 3
+    rejections = list(window.Rejections)
+    assert len(rejections) == 2 and all(
+        r.startswith("iteration 3: the answer was not applied") for r in rejections
+    )
+    assert "ValidationError" in rejections[0] and "JSONDecodeError" in rejections[1]
+
+
+# ------------------------------------------------------- workstation build
+def test_the_plugin_csproj_shares_the_sources_and_adds_wpf_only_there() -> None:
+    import xml.etree.ElementTree as ET
+
+    from esapi_helpers import build_module
+
+    build = build_module()
+    shared = build.read_sources()
+    root = ET.parse(ROOT / "plugin_csharp" / "RtPlanAgent.csproj").getroot()
+    assert [i.attrib["Project"] for i in root.iter("Import")] == ["Sources.props"]
+    compiled = [c.attrib["Include"] for c in root.iter("Compile")]
+    assert compiled == ["@(PluginSource)", "$(BuildManifestFile)"]
+    props = {p.tag: (p.text or "").strip() for g in root.iter("PropertyGroup") for p in g}
+    assert props["AssemblyName"] == "RtPlanAgent.esapi" and props["UseWPF"] == "true"
+    assert (props["TargetFramework"], props["PlatformTarget"]) == ("net48", "x64")
+    assert props["DefineConstants"] == "$(PluginDefines);$(EsapiDefines);RTPLAN_WPF"
+    assert "esapi_bridge.esapi.agent_code" in next(iter(root.iter("Exec"))).attrib["Command"]
+    # the Mono build compiles the same plugin sources (the WPF file too, empty without the symbol)
+    outputs = {out.name: (srcs, cmd) for out, srcs, cmd in build.commands()}
+    sources, command = outputs["RtPlanAgent.esapi.dll"]
+    assert sources[:-1] == list(shared.plugin_sources) and sources[-1].endswith(
+        "BuildManifest.g.cs"
+    )
+    assert "Plugin/WpfClinicianWindow.cs" in shared.plugin_sources
+    defines = next(c for c in command if c.startswith("-define:")).removeprefix("-define:")
+    assert defines.split(";") == [*shared.plugin_defines, *shared.version_defines["15_6"]]
+    assert "RTPLAN_WPF" not in defines
+    _, _, plugin = _ns()
+    assert not hasattr(plugin, "WpfClinicianWindow")
+
+
+def test_the_assembly_version_follows_the_agent_code() -> None:
+    _, _, plugin = _ns()
+    from System.Reflection import Assembly
+
+    name = Assembly.Load("RtPlanAgent.esapi").GetName()
+    assert str(name.Version) == agent_code.assembly_version(str(plugin.BuildManifest.Total))
+    assert agent_code.assembly_version("0" * 64) == "0.12.0.0"
+    assert agent_code.assembly_version("ffff" * 16) == "0.12.0.0"  # 65535 is not a valid part

@@ -12,7 +12,7 @@ using Rtplan.Plugin;
 using VMS.TPS.Common.Model.API;
 
 [assembly: ESAPIScript(IsWriteable = true)]
-[assembly: System.Reflection.AssemblyVersion("0.12.0.0")]
+// the assembly version is generated with the agent code's hash (BuildManifest.g.cs)
 
 namespace VMS.TPS
 {

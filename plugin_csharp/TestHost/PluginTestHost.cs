@@ -73,37 +73,46 @@ namespace Rtplan.PluginTestHost
                 () => { using (Py.GIL()) return (bool)Backend().calculate_dose(); },
                 id => { using (Py.GIL()) { PyObject r = Backend().dvh(id); return r.IsNone() ? null : r.As<string>(); } });
             string original = Objectives(p.Plan);
-            var window = new ScriptedClinicianWindow(((List<object>)spec["answers"]).Cast<string>().ToArray());
-            ClinicianWindows.Factory = () => window;
-            ScriptContext context = ContextFactory.CreateContext(p, "physicist");
-            string outcome = "ok", message = "";
-            try
+            int runs = spec.ContainsKey("runs") ? (int)(double)spec["runs"] : 1;
+            var outcomes = new List<string>();
+            ScriptedClinicianWindow window = null;
+            for (int run = 0; run < runs; run++)
             {
-                new VMS.TPS.Script().Execute(context);
-            }
-            catch (Rtplan.Bridge.PluginRefusedException e)
-            {
-                outcome = "refused";
-                message = e.Message;
-            }
-            catch (Exception e)
-            {
-                outcome = "error";
-                message = e.GetType().FullName + ": " + e.Message + "\n" + e.StackTrace;
+                // the first run answers from the spec; a later one (a second launch in the same
+                // process) has no answers: it stops at the first proposal
+                window = new ScriptedClinicianWindow(run == 0 ? ((List<object>)spec["answers"]).Cast<string>().ToArray() : new string[0]);
+                ScriptedClinicianWindow current = window;
+                ClinicianWindows.Factory = () => current;
+                ScriptContext context = ContextFactory.CreateContext(p, "physicist");
+                string outcome = "ok", message = "";
+                try
+                {
+                    new VMS.TPS.Script().Execute(context);
+                }
+                catch (Rtplan.Bridge.PluginRefusedException e)
+                {
+                    outcome = "refused";
+                    message = e.Message;
+                }
+                catch (Exception e)
+                {
+                    outcome = "error";
+                    message = e.GetType().FullName + ": " + e.Message + "\n" + e.StackTrace;
+                }
+                outcomes.Add("{\"outcome\": " + Quote(outcome) + ", \"message\": " + Quote(message) +
+                    ", \"shown\": " + List(window.Shown) + ", \"progress\": " + List(window.ProgressLines) +
+                    ", \"reviewed\": " + window.Reviewed.Count + "}");
             }
             string[] ids = ContextFactory.PlanIds(p);
             string copy = ids.Length > 1 ? Objectives(ContextFactory.FindPlanById(p, ids[1])) : null;
             string result = "{\n" +
-                "\"outcome\": " + Quote(outcome) + ",\n" +
-                "\"message\": " + Quote(message) + ",\n" +
+                "\"runs\": [" + string.Join(",\n", outcomes) + "],\n" +
                 "\"plan_ids\": " + List(ids) + ",\n" +
                 "\"original_before\": " + Quote(original) + ",\n" +
                 "\"original_after\": " + Quote(Objectives(p.Plan)) + ",\n" +
                 "\"copy_objectives\": " + Quote(copy) + ",\n" +
                 "\"python_started_by_plugin\": " + (PythonHost.StartedWith != null ? "true" : "false") + ",\n" +
-                "\"shown\": " + List(window.Shown) + ",\n" +
-                "\"progress\": " + List(window.ProgressLines) + ",\n" +
-                "\"reviewed\": " + window.Reviewed.Count + "\n}\n";
+                "\"python_initialized\": " + (PythonEngine.IsInitialized ? "true" : "false") + "\n}\n";
             File.WriteAllText(args[1], result);
             return 0;
         }

@@ -27,8 +27,10 @@ def case_spec(
     approval_status: str = "UnApproved",
     answers: tuple[str, ...] = (),
     original: list[Objective] | None = None,
+    runs: int = 1,
 ) -> dict[str, Any]:
-    """The host's spec of a stub plan that mirrors ``mock`` (structures, prescription, beams)."""
+    """The host's spec of a stub plan that mirrors ``mock`` (structures, prescription, beams);
+    ``runs`` launches of the plugin in the same process (later ones without answers)."""
     info = mock.plan_info()
     objectives = original or []
     return {
@@ -43,6 +45,7 @@ def case_spec(
         "beam_count": int(info.beam_count),
         "approval_status": approval_status,
         "answers": list(answers),
+        "runs": runs,
         "structures": [s.model_dump(mode="json") for s in mock.structures()],
         "original_objectives": [o.model_dump(mode="json") for o in objectives],
     }
