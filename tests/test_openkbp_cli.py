@@ -118,3 +118,5 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
         if path.is_file():
             assert "pt_1" not in path.read_bytes().decode("utf-8", "replace"), path.name
     assert "pt_1" not in result.stdout
+    replay = runner.invoke(cli.app, ["replay", str(out), "--out", str(tmp_path / "replay")])
+    assert replay.exit_code != 0 and "plan it again with --openkbp PATIENT_DIR" in replay.output
