@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     clinical_p1_delivered=_p1(ref.delivered),
                     clinical_p1_rescaled=_p1(ref.rescaled),
                     agent_mu_proxy=ref.agent_mu_proxy,
+                    ct_capped_voxels=ref.ct_capped_voxels,
+                    ct_max_hu=ref.ct_max_hu,
                     criteria=[c.model_dump() for c in ref.criteria],
                 )
                 for c in ref.criteria:

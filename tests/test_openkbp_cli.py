@@ -105,6 +105,10 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
     )
     assert len(ref["criteria"]) == 3 * 3 + 5 * 2  # 3 PTVs x D99/D95/D1, 5 organs x D0.1cc/mean
     assert "clinical TPS" in ref["source_note"] and ref["agent_mu_proxy"] > 1.0
+    assert (ref["ct_capped_voxels"], ref["ct_cap_hu"]) == (
+        load_openkbp(PATIENT).capped_voxels,
+        1600,
+    )
     cord = [c for c in ref["criteria"] if c["structure_id"] == "SpinalCord"]
     assert [c["outside_dose_region_pct"] for c in cord] == pytest.approx(
         [_outside_pct("SpinalCord")] * 2

@@ -8,6 +8,7 @@ the session's ``summary.json``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def clinical_reference(
             crit(agent), crit(clinical), crit(rescaled), BETTER, TIE_GY, outside
         ),
         agent_mu_proxy=None if fluence is None else fluence.mu_proxy,
+        ct_capped_voxels=patient.capped_voxels,
+        ct_cap_hu=patient.curve.cap_hu if math.isfinite(patient.curve.cap_hu) else None,
+        ct_max_hu=patient.max_hu,
     )
 
 
@@ -131,4 +135,6 @@ def reference_lines(reference: ClinicalReference) -> list[str]:
         f"OpenKBP criteria, agent vs clinical (rescaled): agent better {counts['agent']}, "
         f"clinical better {counts['clinical']}, tie {ties} (within {TIE_GY} Gy)",
         f"note: {reference.source_note}",
+        f"CT: {reference.ct_capped_voxels} voxels above {reference.ct_cap_hu} HU (highest "
+        f"{reference.ct_max_hu} HU) capped at the calibration curve's highest density",
     ]

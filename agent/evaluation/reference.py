@@ -68,6 +68,10 @@ class ClinicalReference(FrozenModel):
     rescaled: Evaluation
     criteria: list[CriterionComparison]
     agent_mu_proxy: float | None = None
+    # the patient's CT: voxels above the calibration curve's cap (metal) and its highest HU
+    ct_capped_voxels: Annotated[int, Field(ge=0)] = 0
+    ct_cap_hu: float | None = None
+    ct_max_hu: float | None = None
     clinical_mu_proxy: float | None = None
     modulation_note: str = MODULATION_NOTE
 
