@@ -10,7 +10,8 @@ Orientation, established from the anatomy of the six shared patients and tested
 (``tests/test_openkbp_loader.py``): file axis 0 runs anterior -> posterior (the spinal cord
 lies at larger indices than the PTVs, the mandible at smaller), axis 1 runs from the
 patient's right to left (``LeftParotid`` at larger indices), axis 2 runs superior ->
-inferior (the brainstem at smaller indices than the cord; the 2.5 mm axis). Our arrays are
+inferior (the brainstem at smaller indices than the cord; the slice axis: 2.5 mm on four
+of the six shared patients, 3 mm on two; in-plane 2.7-4.8 mm). Our arrays are
 ``[x right->left, y anterior->posterior, z inferior->superior]`` (see :mod:`mock_tps.grid`),
 so a file array ``a`` becomes ``a.transpose(1, 0, 2)[:, :, ::-1]``.
 
