@@ -38,8 +38,11 @@ def test_openkbp_is_one_case_source_with_its_template() -> None:
     assert case.source.kind is SourceKind.OPENKBP and case.source.is_patient
     assert case.template_name == "head-and-neck-openkbp-3level"  # pt_1 has a PTV63
     assert case.source.label == "openkbp" and case.notes == ()
-    assert choose_case(openkbp=PATIENT, template="head-and-neck-openkbp").template_name == (
-        "head-and-neck-openkbp"
+    two = choose_case(openkbp=PATIENT, template="head-and-neck-openkbp")
+    assert two.template_name == "head-and-neck-openkbp"
+    assert two.notes == (
+        "the patient has a PTV63, which template head-and-neck-openkbp does not plan: "
+        "use head-and-neck-openkbp-3level",
     )
     with pytest.raises(CliError, match="give one case source, not --scenario liver and --openkbp"):
         choose_case(scenario="liver", openkbp=PATIENT)

@@ -332,4 +332,9 @@ def choose_case(
         if name is None:  # pragma: no cover - every TG-119 source without template has a level
             raise CliError("choose a template: --template tg119-easy or tg119-hard")
         return CaseChoice(source, name, _load(name))
-    return CaseChoice(source, template, tpl, _check_match(source, tpl, template))
+    notes = _check_match(source, tpl, template)
+    default = source.default_template if source.kind is SourceKind.OPENKBP else None
+    if default == OPENKBP_TEMPLATES[1] and "PTV63" not in tpl.structure_ids:
+        notes += (f"the patient has a PTV63, which template {template} does not plan: "
+                  f"use {default}",)  # fmt: skip
+    return CaseChoice(source, template, tpl, notes)
