@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from agent.policies import make_policy
 from agent.session.approval import ApprovalDecision
@@ -45,6 +45,7 @@ from agent.templates.loader import load_template
 from esapi_bridge.dto import Objective
 from esapi_bridge.esapi import EsapiSession, agent_code
 from esapi_bridge.esapi.runtime import attach_hosted, load_standalone
+from rtplan_common.models import FrozenModel
 
 #: Journal event carrying the hash of the approved agent code.
 AGENT_CODE_EVENT = "agent_code"
@@ -57,10 +58,8 @@ _ANSWERS = {
 }
 
 
-class PluginSettings(BaseModel):
+class PluginSettings(FrozenModel):
     """``RtPlanAgent.config.json`` as the plugin checked it (``Plugin/PluginConfig.cs``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     python_dll: str
     venv: str
