@@ -27,7 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -148,8 +148,24 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _clean_lines(value: Any) -> Any:
+    """:func:`_clean` that keeps line feeds and never cuts (:func:`clean_multiline`)."""
+    if type(value) is str:
+        return clean_multiline(value)
+    if isinstance(value, list):
+        return [_clean_lines(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_lines(k): _clean_lines(v) for k, v in value.items()}
+    return value
+
+
 class StrictModel(BaseModel):
-    """Base of every boundary model (see the module docstring)."""
+    """Base of every boundary model (see the module docstring).
+
+    Fields named in ``_multiline`` (a class variable) are text whose layout matters (prompt
+    text, tables): their strings, nested in lists and dicts too, keep line feeds and are never
+    cut; every other control character is still removed.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -157,12 +173,15 @@ class StrictModel(BaseModel):
         validate_default=True,
         validate_assignment=True,
     )
+    _multiline: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="after")
     @classmethod
     def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
         if info.field_name is None or not _text_field(cls, info.field_name):
             return value
+        if info.field_name in cls._multiline:
+            return _clean_lines(value)
         return _clean(value)
 
 

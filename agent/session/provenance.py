@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, JsonValue, field_validator
 
-from rtplan_common.models import StrictModel, clean_multiline
+from rtplan_common.models import StrictModel
 
 #: A case label is for simulated and public cases only (``prostate-basic/seed0``,
 #: ``tg119/tg119-easy``): 1-4 segments separated by ``/``, each of lowercase letters,
@@ -73,17 +73,12 @@ class PolicyDescription(_Strict):
     journal.
     """
 
+    # settings keep their line feeds (an LLM policy's reference plans are tables that must
+    # reach a resumed or replayed prompt unchanged)
+    _multiline = frozenset({"settings"})
+
     name: str
     settings: dict[str, JsonValue] = Field(default_factory=dict)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
-        """Settings keep their line feeds (an LLM policy's reference plans are tables that
-        must reach a resumed or replayed prompt unchanged); other control characters go."""
-        if info.field_name == "settings":
-            return _keep_lines(value)
-        return super()._clean_strings(value, info)
 
     @field_validator("settings")
     @classmethod
@@ -95,16 +90,6 @@ class PolicyDescription(_Strict):
                 "(pass keys through the environment, never through recorded settings)"
             )
         return value
-
-
-def _keep_lines(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_multiline(value)
-    if isinstance(value, list):
-        return [_keep_lines(v) for v in value]
-    if isinstance(value, dict):
-        return {clean_multiline(str(k)): _keep_lines(v) for k, v in value.items()}
-    return value
 
 
 Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from agent.policies.llm.budget import BudgetLimits
 from agent.policies.llm.prompt import REFERENCE_CHARS
 from agent.policies.llm.prompt_system import KNOWLEDGE_CHARS
 from agent.policies.llm.providers.base import ProviderSettings
-from rtplan_common.models import FrozenModel, clean_multiline
+from rtplan_common.models import FrozenModel
 
 #: Most reference plans a session takes (each is sent with every call).
 MAX_REFERENCE_PLANS = 3
@@ -36,6 +36,8 @@ class LlmSettings(FrozenModel):
     (``SessionConfig.lookahead_trials``): the loop runs them.
     """
 
+    _multiline = frozenset({"reference_plans", "knowledge_card"})  # tables keep their lines
+
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     max_repairs: Annotated[int, Field(ge=0, le=5)] = 2
     fallback: Literal["none", "rule"] = "none"
@@ -48,16 +50,6 @@ class LlmSettings(FrozenModel):
         Field(max_length=MAX_REFERENCE_PLANS),
     ] = Field(default_factory=list)
     knowledge_card: Annotated[str, Field(min_length=1, max_length=KNOWLEDGE_CHARS)] | None = None
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
-        """Reference plans and the knowledge card keep their line feeds (they are tables)."""
-        if info.field_name == "knowledge_card" and isinstance(value, str):
-            return clean_multiline(value)
-        if info.field_name == "reference_plans" and isinstance(value, list):
-            return [clean_multiline(v) for v in value]
-        return super()._clean_strings(value, info)
 
     def calls_per_iteration(self, lookahead_trials: int, reasks: int = GUARD_REASKS) -> int:
         """The most model calls one iteration can make.

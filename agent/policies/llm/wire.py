@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, JsonValue, ValidationInfo, field_validator
 
-from rtplan_common.models import FrozenModel, clean_multiline
+from rtplan_common.models import FrozenModel
 
 NonNegInt = Annotated[int, Field(ge=0)]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,16 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 class _PromptText(FrozenModel):
     """A model whose ``_multiline`` fields are prompt text: line feeds kept, other control
-    characters removed, never cut (the strict base would flatten and cut them)."""
-
-    _multiline: ClassVar[frozenset[str]] = frozenset()
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _clean_strings(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name in cls._multiline and isinstance(value, str):
-            return clean_multiline(value)
-        return super()._clean_strings(value, info)
+    characters removed, never cut (see :class:`rtplan_common.models.StrictModel`)."""
 
 
 class ToolSpec(FrozenModel):
