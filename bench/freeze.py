@@ -28,17 +28,12 @@ FROZEN_SEEDS = tuple(range(10))
 
 
 def current_set(seeds: tuple[int, ...] = FROZEN_SEEDS) -> dict[str, Any]:
-    """The benchmark set as the tree builds it now."""
-    from agent.session.identity import template_hash
-    from agent.templates import list_templates, load_template
-    from mock_tps.dose_engine import ENGINE_VERSION
-    from mock_tps.phantoms import PHANTOM_VERSION, list_scenarios, make_case
+    """The benchmark set as the tree builds it now: :func:`stamp` plus the phantoms."""
+    from mock_tps.phantoms import list_scenarios, make_case
     from mock_tps.tg119_fetch import SHA256 as TG119_SHA256
 
     return {
-        "engine_version": ENGINE_VERSION,
-        "phantom_version": PHANTOM_VERSION,
-        "templates": {name: template_hash(load_template(name)) for name in list_templates()},
+        **stamp(),
         "phantoms": {
             scenario: {str(seed): make_case(scenario, seed).content_hash() for seed in seeds}
             for scenario in list_scenarios()
