@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean plugin mono
+.PHONY: demo test bench lint venv clean plugin mono dicom3tools
 
 venv: $(STAMP)
 
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/rtplan demo
 
 # pytest exit code 5 (no tests collected) is not a failure of the suite.
-test: $(STAMP) plugin
+test: $(STAMP) plugin dicom3tools
 	$(PY) -m pytest -q -m "not slow and not llm"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # Mono's C# compiler (Debian's mono-devel) for the C# layer's tests, installed when missing
@@ -26,6 +26,12 @@ test: $(STAMP) plugin
 mono:
 	@command -v mcs >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" -ne 0 ] && echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y mono-devel; }
+
+# dicom3tools' dciodvfy, which validates the exported RT Dose, RT Plan, CT and RT Structure Set
+# files in the tests (#13), installed when missing.
+dicom3tools:
+	@command -v dciodvfy >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" -ne 0 ] && echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y dicom3tools; }
 
 # The ESAPI stubs, their test assembly and the PlanBridge, built with mcs into plugin_csharp/bin/mono
 # (the workstation build is plugin_csharp/PlanBridge.csproj; it is not built here).
