@@ -6,6 +6,7 @@ baselines) register a factory with :func:`register_policy` without touching the 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,34 @@ from agent.policies.replay import ReplayPolicy
 from agent.policies.rule import RulePolicy, RuleSettings
 
 PolicyFactory = Callable[..., Policy]
-_REGISTRY: dict[str, PolicyFactory] = {"rule": RulePolicy}
+
+#: Policies whose module (and optional extra) is imported only when the policy is built:
+#: name -> (module, class, the extra that provides its dependencies or ``None``).
+_LAZY: dict[str, tuple[str, str, str | None]] = {
+    "drl": ("agent.policies.drl", "DrlPolicy", "drl"),
+    "knowledge": ("agent.policies.knowledge", "KnowledgePolicy", None),
+    "bo": ("agent.policies.bo", "BayesianPolicy", "baselines"),
+}
+
+
+def _lazy_factory(name: str) -> PolicyFactory:
+    module_name, class_name, extra = _LAZY[name]
+
+    def factory(**kwargs: Any) -> Policy:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = f"; install it with: pip install 'rtplan-agent[{extra}]'" if extra else ""
+            raise PolicyError(f"policy {name!r} cannot be loaded ({exc}){hint}") from exc
+        built: Policy = getattr(module, class_name)(**kwargs)
+        return built
+
+    return factory
+
+
+_REGISTRY: dict[str, PolicyFactory] = {"rule": RulePolicy} | {
+    name: _lazy_factory(name) for name in _LAZY
+}
 
 
 def register_policy(name: str, factory: PolicyFactory) -> None:
