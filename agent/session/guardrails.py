@@ -11,6 +11,7 @@ A proposal whose changes exceed the per-iteration step bounds is *clipped* to th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,19 @@ class GuardLimits:
     max_priority_step_abs: float = 150.0
     max_priority_step_factor: float = 1.0
     max_volume_step_pct: float = 20.0
+
+    def without_step_bounds(self) -> GuardLimits:
+        """These limits with no per-iteration step bounds (``SessionConfig.step_bounds``
+        False: each proposal is an independent point, e.g. a Bayesian-optimization trial);
+        the range, ceiling and finiteness checks stay."""
+        inf = math.inf
+        return dataclasses.replace(
+            self,
+            max_dose_step_rx=inf,
+            max_priority_step_abs=inf,
+            max_priority_step_factor=inf,
+            max_volume_step_pct=inf,
+        )
 
 
 def _family(obj: Objective) -> str:

@@ -212,7 +212,10 @@ class PlanningLoop:
         self.rx_gy = rx_gy = info.total_dose_gy
         self.structures = structures
         self.structure_map = structure_map
-        self.guard = Guardrails(self.template, structure_map, structures, rx_gy, self.guard_limits)
+        limits = self.guard_limits or GuardLimits()
+        if not self.config.step_bounds:
+            limits = limits.without_step_bounds()
+        self.guard = Guardrails(self.template, structure_map, structures, rx_gy, limits)
         self.norm_rule = self.template.normalization_rule(structure_map, rx_gy)
         self.identifiers = plan_identifiers(
             info.plan_id, structures, structure_map, self.case_label

@@ -215,6 +215,9 @@ class SessionConfig(_Record):
     memory_length: Annotated[int, Field(ge=1)] = 5
     approve: bool = False
     lookahead_trials: Annotated[int, Field(ge=0, le=10)] = 0  # look-ahead trials per iteration
+    # False: no per-iteration step clipping (each proposal an independent point, as the
+    # Bayesian-optimization baseline needs); range and finiteness checks still apply
+    step_bounds: bool = True
     spacing_mm: float | None = None
     tps: str = "mock"
 
