@@ -16,21 +16,24 @@ Nothing here imports pythonnet or ``clr``: .NET objects arrive as arguments, and
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, TypeAdapter
 
 from agent.policies import make_policy
-from agent.session.approval import ApprovalDecision
-from agent.session.loop import PlanningLoop
+from agent.session.approval import ApprovalDecision, Approver
+from agent.session.journal import journal_path, read_journal
+from agent.session.loop import IterationCallback, PlanningLoop
 from agent.session.negotiation import SessionAborted
 from agent.session.outcome import describe_stop
+from agent.session.recorded_case import load_recorded_template
 from agent.session.records import (
     ApprovalAction,
     GuardVerdict,
@@ -40,15 +43,18 @@ from agent.session.records import (
     SessionSummary,
     StopReason,
 )
+from agent.session.resume import ResumeError, resume_session
 from agent.templates import SiteTemplate
 from agent.templates.loader import load_template
 from esapi_bridge.dto import Objective
+from esapi_bridge.errors import PlanRefused
 from esapi_bridge.esapi import EsapiSession, agent_code
 from esapi_bridge.esapi.runtime import attach_hosted, load_standalone
 from rtplan_common.models import FrozenModel
 
 #: Journal event carrying the hash of the approved agent code.
 AGENT_CODE_EVENT = "agent_code"
+_T = TypeVar("_T")
 _OBJECTIVES: TypeAdapter[list[Objective]] = TypeAdapter(list[Objective])
 _ANSWERS = {
     "approve": ApprovalAction.APPROVE,
@@ -184,17 +190,22 @@ def _run(
     window: Any | None,
     agent_code_hash: str,
     out_dir: Path,
+    *,
+    approver: Approver | None = None,
+    on_iteration: IterationCallback | None = None,
 ) -> SessionSummary:
     if settings.policy == "llm":
         raise ValueError("the llm policy is not wired into the plugin entry yet: use policy rule")
     policy = make_policy(settings.policy)
-    approve = settings.approve == "each" and window is not None
+    if approver is None and settings.approve == "each" and window is not None:
+        approver = WindowApprover(window)
+    progress = WindowProgress(window) if window is not None else None
     config = SessionConfig(
         template=template.name,
         template_from_file=settings.site_template != template.name,
         policy=policy.name,
         max_iterations=settings.max_iterations,
-        approve=approve,
+        approve=approver is not None,
         tps="esapi",
     )
     loop = _RecordedCodeLoop(
@@ -203,11 +214,24 @@ def _run(
         policy,
         config,
         out_dir,
-        approver=WindowApprover(window) if approve else None,
-        on_iteration=WindowProgress(window) if window is not None else None,
+        approver=approver,
+        on_iteration=_both(progress, on_iteration),
         agent_code_hash=agent_code_hash,
     )
     return loop.run()
+
+
+def _both(*callbacks: IterationCallback | None) -> IterationCallback | None:
+    """One callback that calls each of ``callbacks`` that is set (``None`` when none is)."""
+    chosen = [c for c in callbacks if c is not None]
+    if not chosen:
+        return None
+
+    def call(record: IterationRecord) -> None:
+        for callback in chosen:
+            callback(record)
+
+    return call
 
 
 def run_hosted(working_copy: Any, config_json: str, agent_code_hash: str, window: Any) -> str:
@@ -234,6 +258,53 @@ def run_hosted(working_copy: Any, config_json: str, agent_code_hash: str, window
     return summary_text(summary)
 
 
+@dataclass(frozen=True)
+class StandaloneTarget:
+    """Where a standalone session runs: the assemblies, the plan's ids and how to find it.
+
+    ``locator`` is an ``Rtplan.Bridge.IPlanLocator`` (.NET object) or the full name of a .NET
+    class implementing it in a loaded assembly (``extra_assemblies`` loads its assembly).
+    The ids stay in this process: the journal keeps only the keyed pseudonym of the plan id.
+    """
+
+    assembly_dir: str | Path
+    patient_id: str
+    course_id: str
+    plan_id: str
+    locator: Any
+    extra_assemblies: Sequence[str] = ()
+    script_name: str = "RtPlanAgent"
+
+
+def _in_standalone_host(
+    target: StandaloneTarget, technique: str, save: bool, work: Callable[[EsapiSession], _T]
+) -> _T:
+    """Start the host, open the plan, run ``work`` on it, save (when ``save``), dispose."""
+    assemblies = load_standalone(target.assembly_dir, extra_assemblies=target.extra_assemblies)
+    locator = target.locator
+    if isinstance(locator, str):
+        locator = assemblies.plan_locator(locator)
+    host = assemblies.standalone_host(target.script_name)
+    try:
+        try:
+            bridge = host.OpenPlan(
+                target.patient_id, target.course_id, target.plan_id, technique, locator
+            )
+        except Exception as exc:  # System.Exception from the host (its messages name no ids)
+            raise PlanRefused(f"the standalone host refused the plan: {exc}") from exc
+        result = work(EsapiSession(bridge))
+        host.ClosePatient(bool(save))
+        return result
+    finally:
+        host.Dispose()
+
+
+def _code_hash() -> str:
+    return agent_code.total_hash(
+        agent_code.manifest(agent_code.code_root(), agent_code.current_venv())
+    )
+
+
 def run_standalone(
     assembly_dir: str | Path,
     *,
@@ -249,56 +320,91 @@ def run_standalone(
     save: bool = True,
     extra_assemblies: Sequence[str] = (),
     script_name: str = "RtPlanAgent",
+    approver: Approver | None = None,
+    on_iteration: IterationCallback | None = None,
 ) -> SessionSummary:
     """Standalone research mode: a session through ``Rtplan.Bridge.StandaloneHost``.
 
-    ``rtplan plan --esapi --patient ID --course ID --plan ID`` should call::
-
-        run_standalone(assembly_dir, patient_id=ID, course_id=ID, plan_id=ID,
-                       site_template=TEMPLATE, out_dir=SESSION_DIR, policy=POLICY,
-                       max_iterations=N, locator=LOCATOR)
-
-    where ``assembly_dir`` holds ``Rtplan.PlanBridge.dll`` and the ESAPI assemblies. The host
-    owns one STA thread and the process's one ``Application``
-    (``CustomScriptExecutable.CreateApplication``), runs every ESAPI call from its job queue and
-    is disposed on return. ``locator`` is an ``Rtplan.Bridge.IPlanLocator`` that finds the plan in
-    the opened patient (the stubs' ``StubPlanLocator`` in the tests; see the README for the
-    workstation's). The session works on the plan itself (non-clinical: no copy), saves the
-    modifications when ``save`` and journals only the keyed pseudonym of the plan id.
-    ``window`` (optional ``IClinicianWindow``) reviews each proposal; ``None`` runs unattended.
+    What ``rtplan plan --esapi --patient ID --course ID --plan ID`` runs. ``assembly_dir``
+    holds ``Rtplan.PlanBridge.dll`` and the ESAPI assemblies. The host owns one STA thread and
+    the process's one ``Application`` (``CustomScriptExecutable.CreateApplication``), runs every
+    ESAPI call from its job queue and is disposed on return. ``locator`` is an
+    ``Rtplan.Bridge.IPlanLocator`` (or the full name of a .NET class implementing it) that finds
+    the plan in the opened patient (the stubs' ``StubPlanLocator`` in the tests; see the README
+    for the workstation's). The session works on the plan itself (non-clinical: no copy), saves
+    the modifications when ``save`` and journals only the keyed pseudonym of the plan id.
+    ``window`` (optional ``IClinicianWindow``) or ``approver`` (a Python
+    :class:`~agent.session.approval.Approver`, e.g. the console's) reviews each proposal;
+    neither runs unattended. ``on_iteration`` sees every iteration record (progress).
 
     Raises
     ------
     esapi_bridge.errors.TpsUnavailable
-        The .NET runtime or the assemblies cannot be loaded.
-    RuntimeError
+        The .NET runtime, the assemblies or the locator cannot be loaded.
+    esapi_bridge.errors.PlanRefused
         The host refused (no such patient or plan, a plan that is not UnApproved, a second
         Application in this process), with ESAPI's message.
     """
-    assemblies = load_standalone(assembly_dir, extra_assemblies=extra_assemblies)
     template = load_template(site_template)
-    code_hash = agent_code.total_hash(
-        agent_code.manifest(agent_code.code_root(), agent_code.current_venv())
-    )
+    code_hash = _code_hash()
     settings = PluginSettings(
         python_dll="",
         venv="",
         site_template=site_template,
         policy=policy,
-        approve="each" if window is not None else "auto",
+        approve="each" if window is not None or approver is not None else "auto",
         max_iterations=max_iterations,
         log_dir=str(out_dir),
     )
-    host = assemblies.standalone_host(script_name)
-    try:
-        technique = template.technique.technique.value
-        try:
-            bridge = host.OpenPlan(patient_id, course_id, plan_id, technique, locator)
-        except Exception as exc:  # System.Exception from the host (its messages name no ids)
-            raise RuntimeError(f"the standalone host refused the plan: {exc}") from exc
-        session = EsapiSession(bridge)
-        summary = _run(session, template, settings, window, code_hash, Path(out_dir))
-        host.ClosePatient(bool(save))
-        return summary
-    finally:
-        host.Dispose()
+    target = StandaloneTarget(
+        assembly_dir, patient_id, course_id, plan_id, locator, tuple(extra_assemblies), script_name
+    )
+    return _in_standalone_host(
+        target,
+        template.technique.technique.value,
+        save,
+        functools.partial(
+            _run, template=template, settings=settings, window=window,
+            agent_code_hash=code_hash, out_dir=Path(out_dir),
+            approver=approver, on_iteration=on_iteration,
+        ),
+    )  # fmt: skip
+
+
+def resume_standalone(
+    journal: str | Path,
+    target: StandaloneTarget,
+    *,
+    approver: Approver | None = None,
+    on_iteration: IterationCallback | None = None,
+    save: bool = True,
+) -> SessionSummary:
+    """Continue an interrupted standalone session on the plan whose ids are given again.
+
+    The journal holds no ids: the plan found from ``target`` must have the recorded plan
+    pseudonym and structure set (:func:`agent.session.recorded_case.check_case`), else the
+    session is refused before any change.
+
+    Raises
+    ------
+    agent.session.resume.ResumeError
+        Finished session, another plan (pseudonym or structures differ), changed template.
+    """
+    log = read_journal(journal_path(journal))
+    if log.header.config.tps != "esapi":
+        raise ResumeError(
+            "this session was planned on the simulated TPS: resume it without --esapi"
+        )
+    template = load_recorded_template(log)
+    code_hash = _code_hash()
+
+    def work(session: EsapiSession) -> SessionSummary:
+        return resume_session(
+            journal,
+            lambda _config: session,
+            approver=approver,
+            on_iteration=on_iteration,
+            loop_type=functools.partial(_RecordedCodeLoop, agent_code_hash=code_hash),
+        )
+
+    return _in_standalone_host(target, template.technique.technique.value, save, work)

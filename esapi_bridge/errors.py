@@ -23,6 +23,11 @@ class PlanLocked(TpsError):
     """The plan cannot be modified (approved, or the patient is read-only)."""
 
 
+class PlanRefused(TpsError):
+    """The TPS will not open the plan for this session (no such patient, course or plan; a
+    plan that is not unapproved; a second ESAPI Application in the process)."""
+
+
 class InvalidInput(TpsError, ValueError):
     """A value given to the TPS is out of its allowed range or malformed.
 

@@ -66,3 +66,17 @@ def test_a_session_runs_through_the_standalone_host(tmp_path: Path) -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in out.iterdir() if p.is_file())
     assert "PLAN-1" not in text and "PSEUDO-1" not in text
     assert log.header.case.plan_pseudonym and log.header.config.tps == "esapi"
+
+
+def test_the_plan_locator_is_a_loaded_class_implementing_iplanlocator() -> None:
+    from esapi_helpers import stub_assemblies
+
+    from esapi_bridge.errors import TpsUnavailable
+
+    assemblies = stub_assemblies()
+    locator = assemblies.plan_locator("Rtplan.EsapiStubs.Testing.StubPlanLocator")
+    assert "StubPlanLocator" in str(locator)
+    with pytest.raises(TpsUnavailable, match="no loaded assembly defines this type"):
+        assemblies.plan_locator("Site.NoSuchLocator")
+    with pytest.raises(TpsUnavailable, match=r"does not implement Rtplan\.Bridge\.IPlanLocator"):
+        assemblies.plan_locator("System.String")

@@ -21,7 +21,19 @@ from agent.cli.case_source import (
     choose_case,
 )
 from agent.cli.console import console, emit_json, esc, json_mode
-from agent.cli.errors import fail, known_errors
+from agent.cli.errors import CliError, fail, known_errors
+from agent.cli.esapi_plan import (
+    AssemblyDirOption,
+    AssemblyOption,
+    CourseOption,
+    EsapiChoice,
+    EsapiOption,
+    LocatorOption,
+    PatientOption,
+    PlanIdOption,
+    refuse_stray,
+    run_esapi_plan,
+)
 from agent.cli.llm_options import (
     AllowCloudOption,
     BaseUrlOption,
@@ -232,8 +244,35 @@ def plan(
     images: ImagesOption = False,
     reference_session: ReferenceOption = None,
     knowledge_card: KnowledgeOption = None,
+    esapi: EsapiOption = False,
+    patient: PatientOption = None,
+    course: CourseOption = None,
+    plan_id: PlanIdOption = None,
+    esapi_dir: AssemblyDirOption = None,
+    plan_locator: LocatorOption = None,
+    esapi_assembly: AssemblyOption = None,
 ) -> None:
-    """Plan one case on the simulated TPS (one case source; see 'rtplan scenarios')."""
+    """Plan one case on the simulated TPS (one case source; see 'rtplan scenarios'), or an
+    Eclipse plan with --esapi (standalone research mode)."""
+    eclipse = EsapiChoice(
+        esapi, patient, course, plan_id, esapi_dir, plan_locator, tuple(esapi_assembly or ())
+    )
+    if esapi:
+        with json_mode(as_json):
+            try:
+                sources = [scenario, seed, tg119, tg119_path, openkbp]
+                if any(value is not None for value in sources):
+                    raise CliError("--esapi plans an Eclipse plan: give no simulated case source")
+                session_dir = out or _default_dir("eclipse")
+                summary = run_esapi_plan(
+                    eclipse, template=template, policy=policy, max_iterations=max_iterations,
+                    approve=approve, out=session_dir, report=report,
+                )  # fmt: skip
+            except known_errors() as exc:
+                raise fail(exc) from None
+            if as_json:
+                emit_json(summary_json(summary, session_dir))
+        return
     llm = LlmChoice(
         provider=provider, model=model, base_url=base_url, lookahead=lookahead,
         two_role=two_role, fallback=fallback, allow_cloud=allow_cloud,
@@ -242,6 +281,7 @@ def plan(
     )  # fmt: skip
     with json_mode(as_json):
         try:
+            refuse_stray(eclipse)
             case = choose_case(
                 scenario=scenario, seed=seed, tg119=tg119, tg119_path=tg119_path,
                 openkbp=openkbp, template=template,

@@ -11,7 +11,19 @@ from rich.table import Table
 from agent.cli import backends
 from agent.cli.case_source import Tg119PathOption
 from agent.cli.console import console, esc
-from agent.cli.errors import fail, known_errors
+from agent.cli.errors import CliError, fail, known_errors
+from agent.cli.esapi_plan import (
+    AssemblyDirOption,
+    AssemblyOption,
+    CourseOption,
+    EsapiChoice,
+    EsapiOption,
+    LocatorOption,
+    PatientOption,
+    PlanIdOption,
+    refuse_stray,
+    run_esapi_resume,
+)
 from agent.cli.output import finish, interrupt_exit, run_with_progress
 from agent.cli.plan import CacheOption, ReportOption
 from agent.policies import Policy
@@ -58,8 +70,28 @@ def resume(
     tg119_path: Tg119PathOption = None,
     cache_dir: CacheOption = None,
     report: ReportOption = True,
+    esapi: EsapiOption = False,
+    patient: PatientOption = None,
+    course: CourseOption = None,
+    plan_id: PlanIdOption = None,
+    esapi_dir: AssemblyDirOption = None,
+    plan_locator: LocatorOption = None,
+    esapi_assembly: AssemblyOption = None,
 ) -> None:
-    """Continue an interrupted session (appends to its journal; the case is the journal's)."""
+    """Continue an interrupted session (appends to its journal; the case is the journal's).
+
+    A standalone Eclipse session resumes with --esapi and its ids given again (the journal
+    holds none): the plan found must be the recorded one (pseudonym and structures)."""
+    eclipse = EsapiChoice(
+        esapi, patient, course, plan_id, esapi_dir, plan_locator, tuple(esapi_assembly or ())
+    )
+    try:
+        refuse_stray(eclipse)
+        if esapi:
+            run_esapi_resume(journal, eclipse, approve=approve, report=report)
+            return
+    except known_errors() as exc:
+        raise fail(exc) from None
     from agent.session.approval import ConsoleApprover
     from agent.session.journal import journal_path, read_journal
     from agent.session.resume import resume_session
@@ -69,6 +101,11 @@ def resume(
             path = journal_path(journal)
             approver = ConsoleApprover(console) if approve else None
             config = read_journal(path).header.config
+            if config.tps == "esapi":
+                raise CliError(
+                    "this session was planned on Eclipse: resume it with --esapi and the "
+                    "patient, course and plan ids again (--patient, --course, --plan)"
+                )
             summary = run_with_progress(
                 config.max_iterations,
                 lambda cb: resume_session(

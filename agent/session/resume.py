@@ -62,12 +62,14 @@ def resume_session(
     on_iteration: IterationCallback | None = None,
     template_file: str | Path | None = None,
     policy_for: Callable[[SessionLog, Path], Policy] | None = None,
+    loop_type: Callable[..., PlanningLoop] = PlanningLoop,
 ) -> SessionSummary:
     """Continue the session of ``journal`` (file or session directory).
 
     ``policy_for(log, session_dir)`` builds the policy from the journal (the LLM policy with
     its recorded settings, recording into the same directory); default:
-    ``make_policy(config.policy)``.
+    ``make_policy(config.policy)``. ``loop_type`` builds the loop (a subclass that journals
+    more, as the standalone ESAPI mode's does; same arguments as :class:`PlanningLoop`).
 
     Notices (a torn line moved aside, a differing engine) are logged as warnings.
 
@@ -102,7 +104,7 @@ def resume_session(
         for notice in check_case(log, session, strict=True):
             logger.warning(notice)
         policy = make_policy(config.policy) if policy_for is None else policy_for(log, path.parent)
-        loop = PlanningLoop(
+        loop = loop_type(
             session,
             template,
             policy,

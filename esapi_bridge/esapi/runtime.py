@@ -56,6 +56,42 @@ class BridgeAssemblies:
         with dotnet_boundary("StandaloneHost.Start(scriptName)"):
             return StandaloneHost.Start(script_name)
 
+    def plan_locator(self, type_name: str) -> Any:
+        """A new instance of the .NET class ``type_name`` (full name, in a loaded assembly) that
+        implements ``Rtplan.Bridge.IPlanLocator``.
+
+        Raises
+        ------
+        TpsUnavailable
+            No loaded assembly defines the type, it has no public parameterless constructor,
+            or it does not implement ``IPlanLocator``.
+        """
+        import clr
+        from Rtplan.Bridge import IPlanLocator
+        from System import Activator, AppDomain
+
+        found = [
+            t
+            for t in (asm.GetType(type_name) for asm in AppDomain.CurrentDomain.GetAssemblies())
+            if t is not None
+        ]
+        if not found:
+            raise TpsUnavailable(
+                f"plan locator {type_name!r}: no loaded assembly defines this type; give its "
+                "full name (Namespace.Class) and load its assembly with --esapi-assembly NAME"
+            )
+        if not clr.GetClrType(IPlanLocator).IsAssignableFrom(found[0]):
+            raise TpsUnavailable(
+                f"plan locator {type_name!r} does not implement Rtplan.Bridge.IPlanLocator"
+            )
+        try:
+            return IPlanLocator(Activator.CreateInstance(found[0]))
+        except Exception as exc:  # System.MissingMethodException and the like
+            raise TpsUnavailable(
+                f"plan locator {type_name!r} cannot be created (a public parameterless "
+                f"constructor is needed): {exc}"
+            ) from exc
+
 
 def default_runtime() -> str:
     """``netfx`` on Windows (Eclipse's .NET Framework), ``mono`` elsewhere."""
