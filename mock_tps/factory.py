@@ -1,13 +1,17 @@
-"""Adapter over the simulated TPS: open a plan on a phantom, on TG-119 or an OpenKBP patient."""
+"""Adapter over the simulated TPS: open a plan on a phantom, TG-119, an OpenKBP or DICOM case."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from esapi_bridge.dto import CaseSource, CaseSourceKind, Objective
 from esapi_bridge.port import TpsSession
+
+if TYPE_CHECKING:
+    from mock_tps.dicom.plan_spec import DicomSource
 
 
 def available_scenarios() -> list[str]:
@@ -51,6 +55,7 @@ def open_mock_session(
     objectives: Sequence[Objective] = (),
     tg119_path: str | Path | None = None,
     openkbp_dir: str | Path | None = None,
+    dicom: DicomSource | None = None,
 ) -> TpsSession:
     """Open a plan of the simulated TPS.
 
@@ -71,6 +76,8 @@ def open_mock_session(
         Path of ``TG119.mat`` (default: ``RTPLAN_TG119`` or the shared data folder).
     openkbp_dir
         The OpenKBP patient folder of scenario ``openkbp`` (planned on its CT grid).
+    dicom
+        The DICOM folder and plan spec of scenario ``dicom`` (see :mod:`mock_tps.dicom`).
     """
     from mock_tps.phantoms import make_case
     from mock_tps.session import MockTpsSession
@@ -80,6 +87,13 @@ def open_mock_session(
     source: CaseSource | None = None
     if scenario == OPENKBP:
         return _open_openkbp(openkbp_dir, spacing_mm, cache_dir, objectives)
+    if scenario == "dicom":
+        from esapi_bridge.errors import InvalidInput
+        from mock_tps.dicom.case_from_dicom import open_dicom_session
+
+        if dicom is None:
+            raise InvalidInput("scenario dicom needs its DICOM folder and plan spec (dicom)")
+        return open_dicom_session(dicom, spacing_mm, cache_dir, objectives)
     if scenario.lower().replace("_", "-") in {"tg119", "tg-119"}:
         file = resolve_tg119_path(tg119_path)
         case = load_tg119(file) if spacing_mm is None else load_tg119(file, spacing_mm=spacing_mm)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.cli.errors import CliError
 from agent.session.records import SessionConfig
 from esapi_bridge.port import TpsSession
+
+if TYPE_CHECKING:
+    from mock_tps.dicom.plan_spec import DicomSource
 
 
 def mock_session_factory(
     cache_dir: Path | None = None,
     tg119_path: Path | None = None,
     openkbp_dir: Path | None = None,
+    dicom: DicomSource | None = None,
 ) -> Callable[[SessionConfig], TpsSession]:
     """A function opening the simulated TPS plan a :class:`SessionConfig` names.
 
@@ -26,6 +31,8 @@ def mock_session_factory(
         :func:`mock_tps.tg119_fetch.resolve_tg119_path`).
     openkbp_dir
         The OpenKBP patient folder of an ``openkbp`` session (the journal never holds it).
+    dicom
+        The DICOM folder and plan spec of a ``dicom`` session (the journal holds neither).
     """
     from mock_tps.factory import open_mock_session
 
@@ -37,6 +44,11 @@ def mock_session_factory(
                 "an OpenKBP session's patient folder is not recorded in its journal (patient "
                 "data): it cannot be reopened here; plan it again with --openkbp PATIENT_DIR"
             )
+        if config.scenario == "dicom" and dicom is None:
+            raise CliError(
+                "a DICOM session's folder is not recorded in its journal (patient data): it "
+                "cannot be reopened here; plan it again with --dicom DIR --template NAME"
+            )
         return open_mock_session(
             config.scenario,
             config.seed or 0,
@@ -44,6 +56,7 @@ def mock_session_factory(
             cache_dir=cache_dir,
             tg119_path=tg119_path,
             openkbp_dir=openkbp_dir,
+            dicom=dicom,
         )
 
     return open_session

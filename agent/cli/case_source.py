@@ -8,8 +8,10 @@ The sources (one option group, "Case source", in ``--help``):
 - ``--openkbp PATIENT_DIR``: an OpenKBP head-and-neck patient, with the template
   ``head-and-neck-openkbp`` (``head-and-neck-openkbp-3level`` when it has a PTV63); a patient
   case gets no case label, and its folder's name reaches no label, directory name or journal;
-- later ``--dicom``, ``--esapi``: each a :class:`SourceKind` and a branch of
-  :func:`choose_case`.
+- ``--dicom DIR --template NAME``: a DICOM CT series and RT Structure Set (optionally an RT
+  Plan; :mod:`agent.cli.dicom_source`), with the template it requires; a patient case like
+  OpenKBP's (label ``dicom``, no folder name anywhere);
+- later ``--esapi``: a :class:`SourceKind` and a branch of :func:`choose_case`.
 
 The rule (:func:`choose_case`):
 
@@ -40,24 +42,27 @@ import typer
 
 from agent.cli.errors import CliError
 from agent.templates import SiteTemplate
+from mock_tps.dicom.plan_spec import DicomSource
 from rtplan_common.models import FrozenModel
 
-PANEL = "Case source (one of --scenario, --tg119, --openkbp)"
+PANEL = "Case source (one of --scenario, --tg119, --openkbp, --dicom)"
 #: The case planned when neither a source nor a template is given.
 DEMO_SCENARIO = "prostate-basic"
 TG119 = "tg119"
 OPENKBP = "openkbp"
+DICOM = "dicom"
 #: The templates of OpenKBP patients: two dose levels, and three (with a PTV63).
 OPENKBP_TEMPLATES = ("head-and-neck-openkbp", "head-and-neck-openkbp-3level")
 _TG119_ALIASES = {"tg119", "tg-119", "tg_119"}
 
 
 class SourceKind(StrEnum):
-    """Which case-source option chose the case (later: dicom, esapi)."""
+    """Which case-source option chose the case (later: esapi)."""
 
     SCENARIO = "scenario"
     TG119 = "tg119"
     OPENKBP = "openkbp"
+    DICOM = "dicom"
 
 
 class Tg119Level(StrEnum):
@@ -80,11 +85,12 @@ class CaseSpec(FrozenModel):
     level: Tg119Level | None = None  # TG-119 only
     tg119_path: Path | None = None  # TG-119 only: the file to load
     openkbp_dir: Path | None = None  # OpenKBP only: the patient folder (never recorded)
+    dicom: DicomSource | None = None  # DICOM only: the folder (never recorded) and plan spec
 
     @property
     def is_patient(self) -> bool:
-        """Patient data (OpenKBP): no case label reaches the journal."""
-        return self.kind is SourceKind.OPENKBP
+        """Patient data (OpenKBP, DICOM): no case label reaches the journal."""
+        return self.kind in (SourceKind.OPENKBP, SourceKind.DICOM)
 
     @property
     def label(self) -> str:
@@ -93,15 +99,17 @@ class CaseSpec(FrozenModel):
         A patient case is ``openkbp`` in output and directory names (never its folder's
         name) and has no label in the journal (:attr:`is_patient`).
         """
-        if self.kind is SourceKind.OPENKBP:
-            return OPENKBP
+        if self.kind in (SourceKind.OPENKBP, SourceKind.DICOM):
+            return self.kind.value
         if self.kind is SourceKind.TG119:
             return f"{TG119}/{self.level.value}" if self.level else TG119
         return f"{self.scenario}/seed{self.seed or 0}"
 
     @property
     def default_template(self) -> str | None:
-        """The template planned when none is given."""
+        """The template planned when none is given (none for DICOM: it needs one)."""
+        if self.kind is SourceKind.DICOM:
+            return None
         if self.kind is SourceKind.OPENKBP:
             three = self.openkbp_dir is not None and any(
                 (self.openkbp_dir / f"PTV63{ext}").is_file() for ext in (".csv", ".csv.gz")
@@ -159,6 +167,16 @@ OpenKbpOption = Annotated[
         "--openkbp",
         help="An OpenKBP patient folder (ct.csv, dose.csv, masks), planned with the template "
         "head-and-neck-openkbp (-3level with a PTV63); its clinical dose is the reference.",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
+DicomOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dicom",
+        help="A DICOM folder: one CT series, its RT Structure Set and optionally an RT Plan "
+        "(isocenter, beams); needs --template (prescription, goals, beams).",
         rich_help_panel=PANEL,
         show_default=False,
     ),
@@ -254,6 +272,8 @@ def _check_match(source: CaseSpec, tpl: SiteTemplate, name: str) -> tuple[str, .
     """Refuse a template for another known case; a note for a sibling of the same site."""
     wanted = TG119 if tpl.scenario.lower() in _TG119_ALIASES else tpl.scenario
     known = {*phantom_scenarios(), TG119, OPENKBP}
+    if source.kind is SourceKind.DICOM:  # a patient: any site's template applies
+        return ()
     if wanted == source.scenario:
         level = _tg119_level(Path(name).stem)
         if source.level is not None and level is not None and level is not source.level:
@@ -280,6 +300,7 @@ def choose_case(
     tg119: Tg119Level | str | None = None,
     tg119_path: Path | None = None,
     openkbp: Path | None = None,
+    dicom: Path | None = None,
     template: str | None = None,
 ) -> CaseChoice:
     """The case and template of a run from its command-line options (the rule above).
@@ -297,19 +318,28 @@ def choose_case(
         given.append(f"--tg119 {Tg119Level(str(tg119).lower()).value}")
     if openkbp is not None:
         given.append("--openkbp")  # the folder's name is never echoed
+    if dicom is not None:
+        given.append("--dicom")
     if len(given) > 1:
         raise CliError(f"give one case source, not {' and '.join(given)}")
     if seed is not None and tg119 is not None:
         raise CliError("--seed is for the phantoms; the TG-119 phantom has none: drop --seed")
     if seed is not None and openkbp is not None:
         raise CliError("--seed is for the phantoms; an OpenKBP patient has none: drop --seed")
+    if seed is not None and dicom is not None:
+        raise CliError("--seed is for the phantoms; a DICOM case has none: drop --seed")
     if openkbp is not None and not openkbp.is_dir():
         raise CliError(
             "--openkbp: the patient folder given is not a directory; pass an OpenKBP patient "
             "folder (ct.csv, dose.csv, voxel_dimensions.csv, PTV70.csv, ...)"
         )
     tpl = _load(template) if template is not None else None
-    if openkbp is not None:
+    if dicom is not None:
+        from agent.cli.dicom_source import dicom_source
+
+        found = dicom_source(dicom, tpl, template)
+        source = CaseSpec(kind=SourceKind.DICOM, scenario=DICOM, dicom=found)
+    elif openkbp is not None:
         source = CaseSpec(kind=SourceKind.OPENKBP, scenario=OPENKBP, openkbp_dir=openkbp)
     elif tg119 is not None:
         source = CaseSpec(

@@ -13,6 +13,7 @@ from agent.cli import backends
 from agent.cli.case_source import (
     CaseChoice,
     CaseSpec,
+    DicomOption,
     OpenKbpOption,
     ScenarioOption,
     SeedOption,
@@ -105,6 +106,8 @@ def _open(source: CaseSpec, cache_dir: Path | None, config: SessionConfig) -> Tp
     """Open the plan of ``source`` on the simulated TPS."""
     if source.openkbp_dir is not None:
         return backends.mock_session_factory(cache_dir, openkbp_dir=source.openkbp_dir)(config)
+    if source.dicom is not None:
+        return backends.mock_session_factory(cache_dir, dicom=source.dicom)(config)
     return backends.mock_session_factory(cache_dir, source.tg119_path)(config)
 
 
@@ -204,6 +207,7 @@ def plan(
     tg119: Tg119Option = None,
     tg119_path: Tg119PathOption = None,
     openkbp: OpenKbpOption = None,
+    dicom: DicomOption = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -260,7 +264,7 @@ def plan(
     if esapi:
         with json_mode(as_json):
             try:
-                sources = [scenario, seed, tg119, tg119_path, openkbp]
+                sources = [scenario, seed, tg119, tg119_path, openkbp, dicom]
                 if any(value is not None for value in sources):
                     raise CliError("--esapi plans an Eclipse plan: give no simulated case source")
                 session_dir = out or _default_dir("eclipse")
@@ -284,7 +288,7 @@ def plan(
             refuse_stray(eclipse)
             case = choose_case(
                 scenario=scenario, seed=seed, tg119=tg119, tg119_path=tg119_path,
-                openkbp=openkbp, template=template,
+                openkbp=openkbp, dicom=dicom, template=template,
             )  # fmt: skip
             run_plan(
                 case, policy=policy, max_iterations=max_iterations, approve=approve, out=out,
