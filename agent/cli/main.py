@@ -15,6 +15,7 @@ from agent.cli import inspect as inspect_commands
 from agent.cli import plan as plan_commands
 from agent.cli import sessions as session_commands
 from agent.cli.app_base import Command, Group, RtplanTyper
+from agent.cli.cohort import cohort_app
 from agent.cli.console import console
 from agent.cli.templates import templates_app
 
@@ -56,6 +57,7 @@ app = RtplanTyper(
     rich_markup_mode="rich",
 )
 app.add_typer(templates_app, name="templates")
+app.add_typer(cohort_app, name="cohort")
 app.command(cls=Command)(plan_commands.plan)
 app.command(cls=Command)(plan_commands.demo)
 app.command(cls=Command)(session_commands.resume)
