@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from dicom_synth import Ids, RoiSpec, phantom_rois, write_phantom, write_rtstruct
 from typer.testing import CliRunner
 
 import agent.cli.main as cli
 from agent.cli.case_source import SourceKind, choose_case
 from agent.cli.errors import CliError
 from agent.templates import StructureMatchError
-from tests.dicom_synth import Ids, RoiSpec, phantom_rois, write_phantom, write_rtstruct
 
 runner = CliRunner()
 NAME, PID, FOLDER = "Qwzxjv^Plmkqr", "MRN773194", "Qwzxjv_Plmkqr_MRN773194"
