@@ -80,6 +80,14 @@ KnowledgeOption = Annotated[
         show_default=False,
     ),
 ]
+KnowledgeFlagOption = Annotated[
+    bool,
+    typer.Option(
+        "--knowledge",
+        help="Show the model the installed knowledge card of the plan's site "
+        "(site_templates/knowledge; refused if made for another template or engine).",
+    ),
+]
 OnPremOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -109,6 +117,7 @@ class LlmChoice:
     images: bool = False
     reference_sessions: tuple[Path, ...] = ()
     knowledge_card: Path | None = None
+    knowledge: bool = False
 
     def lookahead_trials(self) -> int:
         """Trials per iteration on the simulated TPS."""
@@ -133,6 +142,18 @@ def _knowledge_card(path: Path | None) -> str | None:
             "shorten it (it is sent with every call, never cut)"
         )
     return text
+
+
+def _card_text(choice: LlmChoice, template: SiteTemplate) -> str | None:
+    """The knowledge text of ``--knowledge-card FILE`` or ``--knowledge`` (not both)."""
+    from agent.cli.errors import CliError
+    from agent.cli.knowledge import installed_card_text
+
+    if choice.knowledge and choice.knowledge_card is not None:
+        raise CliError("use --knowledge (the site's installed card) or --knowledge-card FILE")
+    if choice.knowledge:
+        return installed_card_text(template)
+    return _knowledge_card(choice.knowledge_card)
 
 
 def build_llm_policy(choice: LlmChoice, session_dir: Path, template: SiteTemplate) -> Policy:
@@ -170,7 +191,7 @@ def build_llm_policy(choice: LlmChoice, session_dir: Path, template: SiteTemplat
         fallback=fallback,
         images=choice.images,
         reference_plans=references,
-        knowledge_card=_knowledge_card(choice.knowledge_card),
+        knowledge_card=_card_text(choice, template),
     )
     existed = session_dir.exists()
     policy = recording_policy(settings, session_dir)

@@ -39,6 +39,31 @@ def template_hash(template: SiteTemplate) -> str:
     return _digest(json.dumps(data, sort_keys=True, separators=(",", ":")))
 
 
+#: Free text left out of :func:`clinical_hash` (it does not change how a plan is made or judged).
+_NON_CLINICAL = {"aliases", "description", "note"}
+
+
+def _clinical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clinical(v) for k, v in value.items() if k not in _NON_CLINICAL}
+    if isinstance(value, list):
+        return [_clinical(v) for v in value]
+    return value
+
+
+def clinical_hash(template: SiteTemplate) -> str:
+    """First 16 hex digits of the sha256 of the template's clinical part: technique,
+    prescription, structure definitions, objectives with their TPP ranges, goals and score.
+
+    The name, aliases, descriptions, notes and references are left out: renaming an alias or
+    rewording a note keeps the hash; changing a goal limit or a range changes it.
+    """
+    data = template.model_dump(mode="json")
+    clinical = {k: _clinical(data[k]) for k in ("technique", "prescription", "structures")}
+    clinical |= {k: _clinical(data[k]) for k in ("objectives", "goals", "score")}
+    return _digest(json.dumps(clinical, sort_keys=True, separators=(",", ":")))
+
+
 def plan_pseudonym(plan_id: str, secret: bytes | None = None) -> str:
     """16 hex digits of the HMAC-SHA256 of ``plan_id`` keyed by the installation secret."""
     key = derive_key(writer_secret() if secret is None else secret, "pseudonym")
