@@ -40,6 +40,7 @@ from agent.cli.llm_options import (
     BaseUrlOption,
     FallbackOption,
     ImagesOption,
+    KnowledgeFlagOption,
     KnowledgeOption,
     LlmChoice,
     LookaheadOption,
@@ -139,6 +140,7 @@ def run_plan(
     llm: LlmChoice | None = None,
 ) -> SessionSummary:
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
+    from agent.cli.knowledge import policy_options
     from agent.policies import make_policy
     from agent.session.approval import ConsoleApprover
     from agent.session.loop import PlanningLoop
@@ -153,7 +155,7 @@ def run_plan(
     pol = (
         build_llm_policy(llm, session_dir, case.template)
         if policy == "llm"
-        else make_policy(policy)
+        else make_policy(policy, **policy_options(policy))
     )
     config = SessionConfig(
         scenario=source.scenario,
@@ -248,6 +250,7 @@ def plan(
     images: ImagesOption = False,
     reference_session: ReferenceOption = None,
     knowledge_card: KnowledgeOption = None,
+    knowledge: KnowledgeFlagOption = False,
     esapi: EsapiOption = False,
     patient: PatientOption = None,
     course: CourseOption = None,
@@ -282,6 +285,7 @@ def plan(
         two_role=two_role, fallback=fallback, allow_cloud=allow_cloud,
         on_premise_hosts=tuple(on_premise_host or ()), images=images,
         reference_sessions=tuple(reference_session or ()), knowledge_card=knowledge_card,
+        knowledge=knowledge,
     )  # fmt: skip
     with json_mode(as_json):
         try:
