@@ -77,7 +77,8 @@ class OpenKbpPatient:
     ``clinical_dose_gy`` is the delivered plan's dose (a clinical TPS's, not our engine's)
     on ``case.grid``; ``voxel_volume_mm3`` is OpenKBP's voxel volume (its D0.1cc uses it);
     ``capped_voxels`` counts CT voxels above the curve's cap (their density was capped);
-    ``content_hash`` is the sha256 of the files' contents (never their folder).
+    ``content_hash`` is the sha256 of the files' contents (never their folder);
+    ``ct_hu`` is the CT (HU) on ``case.grid`` (what ``rtplan export-case`` writes).
     """
 
     case: Case
@@ -87,6 +88,7 @@ class OpenKbpPatient:
     capped_voxels: int
     max_hu: float
     content_hash: str
+    ct_hu: NDArray[np.float32] | None = None
 
     @property
     def voxel_volume_mm3(self) -> float:
@@ -302,6 +304,7 @@ def load_openkbp(folder: str | Path, curve: HuDensityCurve = DEFAULT_CURVE) -> O
         capped_voxels=curve.n_capped(hu[body]),
         max_hu=float(hu.max()),
         content_hash=content_hash(path),
+        ct_hu=hu.astype(np.float32),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from loguru import logger
 
+from agent.cli import export as export_commands
 from agent.cli import inspect as inspect_commands
 from agent.cli import plan as plan_commands
 from agent.cli import sessions as session_commands
@@ -66,6 +67,8 @@ app.command(cls=Command)(session_commands.report)
 app.command("show", cls=Command)(inspect_commands.show)
 app.command("sessions", cls=Command)(inspect_commands.sessions)
 app.command("scenarios", cls=Command)(inspect_commands.scenarios)
+app.command("export", cls=Command)(export_commands.export)
+app.command("export-case", cls=Command)(export_commands.export_case)
 
 
 def package_version() -> str:

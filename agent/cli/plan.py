@@ -191,6 +191,9 @@ def run_plan(
                 return loop.run()
 
             summary = run_with_progress(max_iterations, runner, bar=not approve)
+            from agent.cli.export import keep_final_dose  # dose_final.npz, for rtplan export
+
+            keep_final_dose(session, session_dir, summary)
             if source.openkbp_dir is not None and summary.final_evaluation is not None:
                 summary = _with_reference(session, source.openkbp_dir, case, session_dir)
         except KeyboardInterrupt as exc:  # the loop handles those once its journal exists
