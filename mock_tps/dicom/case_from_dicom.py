@@ -81,8 +81,12 @@ class DicomImport:
     content_hash: str
 
 
-def _dose_grid(ct: CtVolume, spacing_mm: float) -> Grid:
-    """A grid of ``spacing_mm`` over the CT, starting at its first voxel centre."""
+def _dose_grid(ct: CtVolume, spacing_mm: float | None) -> Grid:
+    """A grid of ``spacing_mm`` over the CT, starting at its first voxel centre (``None``:
+    the CT's own grid)."""
+    if spacing_mm is None:
+        nx, ny, nz = ct.hu.shape
+        return Grid(shape=(nx, ny, nz), spacing_mm=ct.spacing_mm, origin_mm=ct.origin_mm)
     shape = [
         int(np.floor((n - 1) * s / spacing_mm + 1e-6)) + 1
         for n, s in zip(ct.hu.shape, ct.spacing_mm, strict=True)
@@ -92,7 +96,14 @@ def _dose_grid(ct: CtVolume, spacing_mm: float) -> Grid:
 
 
 def resample_hu(ct: CtVolume, grid: Grid) -> NDArray[np.float32]:
-    """The CT's HU on ``grid``: box average over one grid voxel, then trilinear."""
+    """The CT's HU on ``grid``: box average over one grid voxel, then trilinear (the CT
+    itself on its own grid)."""
+    if (
+        grid.shape == ct.hu.shape
+        and grid.spacing_mm == ct.spacing_mm
+        and grid.origin_mm == ct.origin_mm
+    ):
+        return ct.hu
     size = [max(1, round(g / c)) for g, c in zip(grid.spacing_mm, ct.spacing_mm, strict=True)]
     hu = ct.hu if max(size) == 1 else ndimage.uniform_filter(ct.hu, size=size, mode="nearest")
     idx = np.meshgrid(
@@ -201,7 +212,7 @@ def load_dicom(
     for name in targets & set(rasters):
         body_full |= rasters[name].mask
     if not body_full.any():
-        raise InvalidInput(f"the body ({body_id!r}) has no voxel on the {plan.spacing_mm} mm grid")
+        raise InvalidInput(f"the body ({body_id!r}) has no voxel on the {full.spacing_mm} mm grid")
     box = _crop_box(body_full)
     origin = tuple(full.origin_mm[a] + box[a].start * full.spacing_mm[a] for a in range(3))
     hu = np.ascontiguousarray(hu_full[box])
@@ -230,7 +241,7 @@ def load_dicom(
         if name not in structures:
             raise InvalidInput(
                 f"the prescription target {name!r} is not a ROI with voxels on the "
-                f"{plan.spacing_mm} mm grid; the structure set has: {', '.join(structures)}"
+                f"{full.spacing_mm} mm grid; the structure set has: {', '.join(structures)}"
             )
     rx = Prescription(plan.rx_gy, plan.fractions, plan.target_id,
                       dose_levels_gy={k: v for k, v in plan.dose_levels_gy.items()

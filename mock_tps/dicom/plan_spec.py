@@ -23,7 +23,9 @@ class DicomPlanSpec(FrozenModel):
 
     ``target_id`` and the keys of ``dose_levels_gy`` are ROI names of the structure set.
     The beams: IMRT ``fields`` equispaced from ``start_deg``, or ``beams`` as (gantry,
-    couch) angles; VMAT ``arcs`` with ``control_points`` in all.
+    couch) angles; VMAT ``arcs`` with ``control_points`` in all. ``spacing_mm``: the
+    isotropic dose-grid spacing, or ``None`` for the CT's own voxels (a CT already on a
+    dose-grid scale, such as an exported OpenKBP patient).
     """
 
     target_id: Annotated[str, Field(min_length=1, max_length=64)]
@@ -38,7 +40,7 @@ class DicomPlanSpec(FrozenModel):
     beams: tuple[tuple[float, float], ...] | None = None
     arcs: Annotated[int, Field(ge=1, le=8)] | None = None
     control_points: Annotated[int, Field(ge=4, le=720)] | None = None
-    spacing_mm: Annotated[float, Field(ge=1.0, le=10.0)] = DEFAULT_SPACING_MM
+    spacing_mm: Annotated[float, Field(ge=1.0, le=10.0)] | None = DEFAULT_SPACING_MM
 
 
 class DicomSource(FrozenModel):
