@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fakes import FakeTpsSession
 
@@ -22,3 +23,7 @@ class FakeCases:
     def engine_version(self) -> str:
         """The fake engine's version."""
         return self.engine
+
+    def policy_options(self, policy: str) -> dict[str, Any]:
+        """No options: the fake needs none."""
+        return {}

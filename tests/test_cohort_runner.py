@@ -45,7 +45,7 @@ def local_report():
 
 def test_local_pool_runs_every_policy_on_every_seed(local_report) -> None:
     got = [(r.policy, r.seed) for r in local_report.results]
-    assert got == [("rule", 0), ("rule", 1), ("bo", 0), ("bo", 1)]
+    assert got == [("rule", 0), ("bo", 0), ("rule", 1), ("bo", 1)]  # seed by seed
     for r in local_report.results:
         assert r.error is None, r.error
         assert r.worker is not None and r.worker.engine_version == "fake-ramps-1"
@@ -77,7 +77,7 @@ def test_outputs_json_csv_and_plot(local_report, tmp_path: Path) -> None:
     assert len(data["results"]) == 4 and data["executor"] == "local"
     rows = list(csv.DictReader(paths["csv"].open()))
     assert [(r["policy"], r["seed"]) for r in rows] == [
-        ("rule", "0"), ("rule", "1"), ("bo", "0"), ("bo", "1")
+        ("rule", "0"), ("bo", "0"), ("rule", "1"), ("bo", "1")
     ]  # fmt: skip
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

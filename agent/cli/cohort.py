@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,6 +46,12 @@ class MockCases:
         from mock_tps.dose_engine import ENGINE_VERSION
 
         return str(ENGINE_VERSION)
+
+    def policy_options(self, policy: str) -> dict[str, Any]:
+        """What ``rtplan plan`` gives ``make_policy`` (:func:`agent.cli.knowledge.policy_options`)."""
+        from agent.cli.knowledge import policy_options
+
+        return policy_options(policy)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -160,7 +166,12 @@ def run(
 ) -> None:
     """Run every policy on every case; write cohort.json, cases.csv and best_so_far.png."""
     from agent.cohort import CohortError, CohortSpec, make_executor, run_cohort, write_outputs
+    from agent.cohort.runner import PARTIAL_NAME, append_result
     from agent.cohort.seeds import parse_seeds
+
+    def on_result(result: CaseResult) -> None:
+        console.print(esc(result_line(result)), highlight=False)
+        append_result(out / PARTIAL_NAME, result)
 
     try:
         try:
@@ -177,11 +188,12 @@ def run(
             spacing_mm=spacing_mm,
         )
         chosen = make_executor(executor, address=address, workers=workers)
+        (out / PARTIAL_NAME).unlink(missing_ok=True)
         report = run_cohort(
             spec,
             MockCases(),
             chosen,
-            on_result=lambda r: console.print(esc(result_line(r)), highlight=False),
+            on_result=on_result,
         )
     except CohortError as exc:
         raise fail(exc) from None

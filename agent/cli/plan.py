@@ -138,6 +138,7 @@ def run_plan(
     report: bool = True,
     as_json: bool = False,
     llm: LlmChoice | None = None,
+    bo_budget: int = 100,
 ) -> SessionSummary:
     """Plan one simulated case (what ``rtplan plan`` and ``rtplan demo`` do)."""
     from agent.cli.knowledge import policy_options
@@ -155,18 +156,24 @@ def run_plan(
     pol = (
         build_llm_policy(llm, session_dir, case.template)
         if policy == "llm"
-        else make_policy(policy, **policy_options(policy))
+        else make_policy(
+            policy, **policy_options(policy), **({"budget": bo_budget} if policy == "bo" else {})
+        )
     )
-    config = SessionConfig(
-        scenario=source.scenario,
-        seed=source.seed,
-        template=case.template.name,
-        template_from_file=case.template_name != case.template.name,
-        policy=pol.name,
-        max_iterations=max_iterations,
-        approve=approve,
-        spacing_mm=spacing_mm,
-        lookahead_trials=llm.lookahead_trials() if policy == "llm" else 0,
+    # a policy may ask for session settings (bo: its budget, no stall stop, no step bounds)
+    config = SessionConfig.model_validate(
+        {
+            "scenario": source.scenario,
+            "seed": source.seed,
+            "template": case.template.name,
+            "template_from_file": case.template_name != case.template.name,
+            "policy": pol.name,
+            "max_iterations": max_iterations,
+            "approve": approve,
+            "spacing_mm": spacing_mm,
+            "lookahead_trials": llm.lookahead_trials() if policy == "llm" else 0,
+            **getattr(pol, "session_settings", {}),
+        }
     )
     for note in case.notes:
         console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
@@ -190,7 +197,7 @@ def run_plan(
                 )  # fmt: skip
                 return loop.run()
 
-            summary = run_with_progress(max_iterations, runner, bar=not approve)
+            summary = run_with_progress(config.max_iterations, runner, bar=not approve)
             from agent.cli.export import keep_final_dose  # dose_final.npz, for rtplan export
 
             keep_final_dose(session, session_dir, summary)
@@ -221,10 +228,21 @@ def plan(
             show_default=False,
         ),
     ] = None,
-    policy: Annotated[str, typer.Option(help="Planning policy: rule or llm.")] = "rule",
+    policy: Annotated[
+        str, typer.Option(help="Planning policy: rule, llm, knowledge, drl or bo.")
+    ] = "rule",
     max_iterations: Annotated[
         int, typer.Option(min=0, max=1000, help="Stop after this many policy iterations.")
     ] = 20,
+    bo_budget: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1000,
+            help="--policy bo: trials (inner optimizations); replaces "
+            "--max-iterations, with no stall stop and no step bounds.",
+        ),
+    ] = 100,
     approve: Annotated[
         bool, typer.Option("--approve", help="Review every proposal before it reaches the TPS.")
     ] = False,
@@ -300,7 +318,7 @@ def plan(
             run_plan(
                 case, policy=policy, max_iterations=max_iterations, approve=approve, out=out,
                 spacing_mm=spacing_mm, cache_dir=cache_dir, report=report, as_json=as_json,
-                llm=llm,
+                llm=llm, bo_budget=bo_budget,
             )  # fmt: skip
         except known_errors() as exc:
             raise fail(exc) from None

@@ -40,7 +40,7 @@ def case_label(job: CohortJob) -> str:
     return f"{job.scenario}/seed{job.seed}"
 
 
-def build_policy(job: CohortJob) -> tuple[Any, dict[str, Any]]:
+def build_policy(job: CohortJob, factory: CaseFactory) -> tuple[Any, dict[str, Any]]:
     """The policy of ``job`` and the session settings it asks for (BO: its fair budget).
 
     Raises :class:`agent.policies.PolicyError` when the policy cannot be built (unknown,
@@ -48,10 +48,10 @@ def build_policy(job: CohortJob) -> tuple[Any, dict[str, Any]]:
     """
     from agent.policies import make_policy
 
+    options = factory.policy_options(job.policy)
     if job.policy == "bo":
-        policy = make_policy("bo", budget=job.bo_budget, seed=job.seed)
-    else:
-        policy = make_policy(job.policy)
+        options |= {"budget": job.bo_budget, "seed": job.seed}
+    policy = make_policy(job.policy, **options)
     return policy, dict(getattr(policy, "session_settings", {}))
 
 
@@ -151,7 +151,7 @@ def _plan(job: CohortJob, factory: CaseFactory, t0: float) -> CaseResult:
     from agent.templates import load_template
 
     scenario, template_name = scenario_case(job.scenario)
-    policy, settings = build_policy(job)
+    policy, settings = build_policy(job, factory)
     config = SessionConfig.model_validate(
         {
             "scenario": scenario,

@@ -7,7 +7,7 @@ in ``agent`` imports an adapter.
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from pydantic import Field
 
@@ -26,8 +26,8 @@ class CohortError(RuntimeError):
 
 
 class CaseFactory(Protocol):
-    """Opens the plan a session config names, and says which dose engine it runs
-    (picklable: it is sent to every worker)."""
+    """Opens the plan a session config names, says which dose engine it runs and what the
+    policies need from it (picklable: it is sent to every worker)."""
 
     def open_session(self, config: SessionConfig) -> TpsSession:
         """A fresh plan of ``config.scenario`` / ``config.seed``."""
@@ -35,6 +35,11 @@ class CaseFactory(Protocol):
 
     def engine_version(self) -> str:
         """The dose engine's version string (compared between driver and workers)."""
+        ...
+
+    def policy_options(self, policy: str) -> dict[str, Any]:
+        """Keyword arguments of ``make_policy(policy)`` that the composition root supplies
+        (e.g. the engine version a knowledge card is checked against)."""
         ...
 
 

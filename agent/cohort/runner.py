@@ -42,6 +42,8 @@ from rtplan_common.models import FrozenModel
 
 #: Files a cohort writes into its output directory.
 JSON_NAME, CSV_NAME, PLOT_NAME = "cohort.json", "cases.csv", "best_so_far.png"
+#: The cases of a run so far, one JSON line each, written as they finish.
+PARTIAL_NAME = "cases.jsonl"
 #: Columns of ``cases.csv`` (the curve is in the JSON only).
 CSV_COLUMNS = (
     "scenario", "seed", "policy", "replay", "final_score", "max_score", "max_reached",
@@ -82,7 +84,10 @@ def cohort_jobs(spec: CohortSpec, factory: CaseFactory) -> tuple[
     list[CohortJob], dict[str, str], list[SkippedReplay]
 ]:  # fmt: skip
     """The jobs of ``spec``, the policies that cannot be built (name -> why) and the
-    recorded sessions not replayed."""
+    recorded sessions not replayed.
+
+    Jobs run seed by seed (every scenario and policy of seed 0, then of seed 1, ...), so a
+    cohort stopped early has complete pairs on the seeds it finished."""
     unavailable: dict[str, str] = {}
     jobs: list[CohortJob] = []
     skipped: list[SkippedReplay] = []
@@ -97,7 +102,7 @@ def cohort_jobs(spec: CohortSpec, factory: CaseFactory) -> tuple[
             continue
         probe = CohortJob(scenario=spec.scenarios[0], seed=spec.seeds[0], policy=policy)
         try:
-            build_policy(probe)
+            build_policy(probe, factory)
         except Exception as exc:  # PolicyError, or a policy failing to build
             unavailable[policy] = f"{type(exc).__name__}: {exc}"
             continue
@@ -113,6 +118,8 @@ def cohort_jobs(spec: CohortSpec, factory: CaseFactory) -> tuple[
             for scenario in spec.scenarios
             for seed in spec.seeds
         ]
+    order = {seed: i for i, seed in enumerate(spec.seeds)}
+    jobs.sort(key=lambda job: order.get(job.seed, len(order)))  # stable: scenario, policy kept
     return jobs, unavailable, skipped
 
 
@@ -156,6 +163,24 @@ def run_cohort(
         paired=paired_differences(results),
         reach=reach,
     )
+
+
+def append_result(path: Path, result: CaseResult) -> None:
+    """Add ``result`` as one JSON line to ``path`` (the cases of a run so far)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write(result.model_dump_json() + "\n")
+
+
+def read_results(path: Path) -> list[CaseResult]:
+    """The results :func:`append_result` wrote (a torn last line is ignored)."""
+    out: list[CaseResult] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(CaseResult.model_validate_json(line))
+        except ValueError:
+            continue
+    return out
 
 
 def cases_csv(results: Sequence[CaseResult]) -> str:

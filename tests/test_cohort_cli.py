@@ -1,0 +1,55 @@
+"""``rtplan cohort run`` on the fake TPS: tables, files, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cohort_fakes import FakeCases
+from typer.testing import CliRunner
+
+import agent.cli.cohort as cohort_cli
+import agent.cli.main as cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake_cases(monkeypatch) -> None:
+    monkeypatch.setattr(cohort_cli, "MockCases", FakeCases)
+
+
+def test_cohort_run_writes_json_csv_and_plot(fake_cases: None, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    result = runner.invoke(
+        cli.app,
+        ["cohort", "run", "--scenario", "prostate-basic", "--policies", "rule,bo",
+         "--seeds", "0-1", "--bo-budget", "3", "--max-iterations", "2", "--workers", "1",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "paired differences" in result.output
+    data = json.loads((out / "cohort.json").read_text())
+    assert data["spec"]["seeds"] == [0, 1]
+    assert {r["policy"] for r in data["results"]} == {"rule", "bo"}
+    assert (out / "cases.csv").is_file() and (out / "best_so_far.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "3-1"], "must be A-B"),
+        (["--executor", "spark"], "unknown executor 'spark'"),
+        (["--address", "ray://127.0.0.1:1"], "--address is for --executor ray"),
+        (["--policies", "llm-replay"], "--replay-dir"),
+    ],
+)
+def test_cohort_run_bad_input_exits_2(
+    fake_cases: None, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(
+        cli.app, ["cohort", "run", "--scenario", "prostate-basic", *args, "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
