@@ -9,7 +9,18 @@ import json
 from pathlib import Path
 
 import pytest
-from dicom_synth import Ids, RoiSpec, phantom_rois, write_phantom, write_rtstruct
+from dicom_synth import (
+    PHANTOM_SPACING_MM,
+    CtSpec,
+    Ids,
+    RoiSpec,
+    phantom_hu,
+    phantom_origin,
+    phantom_rois,
+    write_ct,
+    write_phantom,
+    write_rtstruct,
+)
 from typer.testing import CliRunner
 
 import agent.cli.main as cli
@@ -85,3 +96,35 @@ def test_plan_dicom_from_the_cli_leaves_no_identifier(tmp_path: Path) -> None:
     replay = runner.invoke(cli.app, ["replay", str(out), "--out", str(tmp_path / "replay")])
     assert replay.exit_code != 0
     assert "plan it again with --dicom DIR --template NAME" in replay.output
+
+
+def test_resume_needs_the_folder_again_and_its_content(tmp_path: Path) -> None:
+    folder = tmp_path / "case"
+    ids = write_phantom(folder)
+    out = tmp_path / "session"
+    result = runner.invoke(
+        cli.app,
+        ["plan", "--dicom", str(folder), "--template", "prostate-basic", "--spacing-mm", "4",
+         "--max-iterations", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+         "--no-report"],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    journal = out / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["entry"] == "summary"
+    journal.write_text("".join(lines[:-1]))  # as if the process had died before its summary
+    (out / "summary.json").unlink()
+    resume = ["resume", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-report"]
+    bare = runner.invoke(cli.app, resume)
+    assert bare.exit_code != 0 and "resume it with --dicom DIR" in bare.output
+    changed = tmp_path / "changed"  # the same structures; one CT number differs
+    hu = phantom_hu()
+    hu[30, 30, 20] += 10.0
+    write_ct(changed, CtSpec(hu, phantom_origin(), PHANTOM_SPACING_MM), ids)
+    write_rtstruct(changed / "rtstruct.dcm", phantom_rois(), ids)
+    other = runner.invoke(cli.app, [*resume, "--dicom", str(changed)])
+    assert other.exit_code != 0 and "the case content differs" in other.output
+    again = runner.invoke(cli.app, [*resume, "--dicom", str(folder)])
+    assert again.exit_code in (0, 1), again.output
+    assert "already finished" not in again.output
+    assert json.loads(journal.read_text().splitlines()[-1])["entry"] == "summary"

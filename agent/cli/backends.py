@@ -46,8 +46,9 @@ def mock_session_factory(
             )
         if config.scenario == "dicom" and dicom is None:
             raise CliError(
-                "a DICOM session's folder is not recorded in its journal (patient data): it "
-                "cannot be reopened here; plan it again with --dicom DIR --template NAME"
+                "a DICOM session's folder is not recorded in its journal (patient data): "
+                "resume it with --dicom DIR (the folder must match the journal's content "
+                "hash); replay cannot reopen it: plan it again with --dicom DIR --template NAME"
             )
         return open_mock_session(
             config.scenario,

@@ -5,18 +5,26 @@ DICOM does not: the prescription and the beam arrangement (an RT Plan in the fol
 the isocenter and its static beams' angles instead). The template's structures are matched
 to the ROI names through its aliases, as for every case (:func:`agent.templates.match_structures`),
 so the prescription's target is found among the ROIs before the (slower) import starts.
-The folder's name is never echoed, recorded or used as a label.
+The folder's name is never echoed, recorded or used as a label. A session planned with
+``--dicom`` resumes with ``--dicom DIR`` again (:func:`resumed_dicom`), checked against the
+journal's content hash; replay refuses it, as it does an OpenKBP session.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from agent.cli.errors import CliError
-from agent.templates import SiteTemplate, match_structures
+from agent.session.records import SessionConfig
+from agent.templates import SiteTemplate, load_template, match_structures
 from esapi_bridge.dto import Technique
 from mock_tps.dicom.case_from_dicom import structure_ids
 from mock_tps.dicom.plan_spec import DicomPlanSpec, DicomSource
+
+DICOM = "dicom"  # the scenario of a DICOM session
 
 
 def dicom_source(
@@ -60,3 +68,35 @@ def dicom_source(
         control_points=tech.control_points,
     )
     return DicomSource(folder=folder, plan=plan)
+
+
+DicomResumeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dicom",
+        help="The DICOM folder a session was planned from with --dicom (the journal holds "
+        "only its content hash, which the folder must match).",
+        show_default=False,
+    ),
+]
+
+
+def resumed_dicom(
+    folder: Path | None, config: SessionConfig, template_file: Path | None
+) -> DicomSource | None:
+    """The DICOM case of a session resumed with ``--dicom DIR`` (``None`` without it).
+
+    The plan spec is rebuilt from the journaled template (``template_file`` when it came
+    from a file); the resume then checks the case's content hash against the journal's.
+
+    Raises
+    ------
+    CliError
+        ``--dicom`` for a session that was not planned from DICOM.
+    """
+    if folder is None:
+        return None
+    if config.scenario != DICOM:
+        raise CliError("--dicom is for a session planned with --dicom: drop it")
+    name = str(template_file) if template_file is not None else config.template
+    return dicom_source(folder, load_template(name), name)

@@ -11,6 +11,7 @@ from rich.table import Table
 from agent.cli import backends
 from agent.cli.case_source import Tg119PathOption
 from agent.cli.console import console, esc
+from agent.cli.dicom_source import DicomResumeOption, resumed_dicom
 from agent.cli.errors import CliError, fail, known_errors
 from agent.cli.esapi_plan import (
     AssemblyDirOption,
@@ -68,6 +69,7 @@ def resume(
     approve: ApproveOption = False,
     template: TemplateFileOption = None,
     tg119_path: Tg119PathOption = None,
+    dicom: DicomResumeOption = None,
     cache_dir: CacheOption = None,
     report: ReportOption = True,
     esapi: EsapiOption = False,
@@ -106,11 +108,17 @@ def resume(
                     "this session was planned on Eclipse: resume it with --esapi and the "
                     "patient, course and plan ids again (--patient, --course, --plan)"
                 )
+            dicom_case = resumed_dicom(dicom, config, template)
+            opener = (
+                backends.mock_session_factory(cache_dir, tg119_path)
+                if dicom_case is None
+                else backends.mock_session_factory(cache_dir, dicom=dicom_case)
+            )
             summary = run_with_progress(
                 config.max_iterations,
                 lambda cb: resume_session(
                     path,
-                    backends.mock_session_factory(cache_dir, tg119_path),
+                    opener,
                     approver=approver,
                     on_iteration=cb,
                     template_file=template,
