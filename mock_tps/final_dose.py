@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError
 
 from esapi_bridge.dto import CaseSource, Technique
 from esapi_bridge.errors import DoseUnavailable, InvalidInput
+from mock_tps.case import Case
 from mock_tps.grid import Grid
 from mock_tps.session import MockTpsSession
 from rtplan_common.models import FrozenModel
@@ -97,10 +98,17 @@ class FinalDose:
 
 def final_dose_of(session: MockTpsSession) -> FinalDose:
     """The current plan's dose of a simulated-TPS session (raises :class:`DoseUnavailable`)."""
-    case = session.case
-    dose = np.ascontiguousarray(session.dose_grid(), dtype=np.float32)
-    grid, beams, rx = case.grid, case.beams, case.prescription
     backend = session.plan_info().backend
+    return final_dose_from_case(
+        session.case, session.dose_grid(), None if backend is None else backend.case_source
+    )
+
+
+def final_dose_from_case(
+    case: Case, dose_gy: NDArray[np.floating], case_source: CaseSource | None
+) -> FinalDose:
+    """A dose on a case's grid with the case's structures, prescription and beams."""
+    grid, beams, rx = case.grid, case.beams, case.prescription
     meta = FinalDoseMeta(
         plan_id=case.name,
         origin_mm=grid.origin_mm,
@@ -117,9 +125,10 @@ def final_dose_of(session: MockTpsSession) -> FinalDose:
             for sid, s in case.structures.items()
         ),
         body_id=case.body_id,
-        case_source=None if backend is None else backend.case_source,
+        case_source=case_source,
     )
     masks = {sid: np.asarray(s.mask, dtype=bool) for sid, s in case.structures.items()}
+    dose = np.ascontiguousarray(dose_gy, dtype=np.float32)
     return FinalDose(meta=meta, dose_gy=dose, masks=masks)
 
 

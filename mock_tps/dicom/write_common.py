@@ -10,6 +10,7 @@ them; instance and series UIDs are always new.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -72,9 +73,9 @@ def anonymous_identity(content_hash: str | None = None) -> DicomIdentity:
     ``content_hash`` when given, so that files written apart for one case share them)."""
     if content_hash is None:
         study, frame = new_uid(), new_uid()
-    else:
-        study = str(generate_uid(prefix=None, entropy_srcs=[content_hash, "study"]))
-        frame = str(generate_uid(prefix=None, entropy_srcs=[content_hash, "frame-of-reference"]))
+    else:  # name-based UUIDs (ISO/IEC 9834-8 allows them under 2.25)
+        study = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'rtplan-study-{content_hash}').int}"
+        frame = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'rtplan-frame-{content_hash}').int}"
     return DicomIdentity(study_instance_uid=study, frame_of_reference_uid=frame)
 
 

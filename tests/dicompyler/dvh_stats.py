@@ -2,8 +2,10 @@
 
 Runs in the dicompyler venv (dicompyler-core 0.5.6 does not import with pydicom 3; see
 ``tests/dicompyler_env.py``), never in the project's. Prints one JSON object: per ROI name
-``{"volume_cm3", "mean_gy", "max_gy", "D95_gy", "D50_gy", "D2_gy"}`` from
-``dicompylercore.dvhcalc.get_dvh`` with its defaults (1 cGy bins, no interpolation).
+``{"volume_cm3", "mean_gy", "max_gy", "D95_gy", "D50_gy", "D2_gy", "cumulative_pct"}`` from
+``dicompylercore.dvhcalc.get_dvh`` with its defaults (1 cGy bins, no interpolation):
+``D<x>_gy`` are dicompyler's own statistics, ``cumulative_pct[i]`` the % of the volume
+receiving at least ``i`` cGy.
 
 Usage: python dvh_stats.py RTSTRUCT RTDOSE [ROI_NAME ...]
 """
@@ -35,6 +37,7 @@ def main(argv: list[str]) -> int:
             "D95_gy": float(dvh.statistic("D95").value),
             "D50_gy": float(dvh.statistic("D50").value),
             "D2_gy": float(dvh.statistic("D2").value),
+            "cumulative_pct": [round(float(v), 6) for v in dvh.relative_volume.counts],
         }
     json.dump(out, sys.stdout)
     return 0
