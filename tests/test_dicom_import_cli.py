@@ -70,7 +70,7 @@ def test_plan_dicom_from_the_cli_leaves_no_identifier(tmp_path: Path) -> None:
     out = tmp_path / "session"
     result = runner.invoke(
         cli.app,
-        ["plan", "--dicom", str(folder), "--template", "prostate-basic", "--out", str(out),
+        ["plan", "--dicom", str(folder), "--template", "prostate-basic", "--spacing-mm", "4", "--out", str(out),
          "--max-iterations", "2", "--cache-dir", str(tmp_path / "cache"), "--json"],
     )  # fmt: skip
     assert result.exit_code in (0, 1), result.output  # 1: goals not all met in 2 iterations
