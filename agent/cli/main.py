@@ -18,6 +18,7 @@ from agent.cli import sessions as session_commands
 from agent.cli.app_base import Command, Group, RtplanTyper
 from agent.cli.cohort import cohort_app
 from agent.cli.console import console
+from agent.cli.drl import drl_app
 from agent.cli.templates import templates_app
 
 #: What each exit code of ``rtplan`` means.
@@ -59,6 +60,7 @@ app = RtplanTyper(
 )
 app.add_typer(templates_app, name="templates")
 app.add_typer(cohort_app, name="cohort")
+app.add_typer(drl_app, name="drl")
 app.command(cls=Command)(plan_commands.plan)
 app.command(cls=Command)(plan_commands.demo)
 app.command(cls=Command)(session_commands.resume)

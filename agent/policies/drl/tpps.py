@@ -296,3 +296,27 @@ def random_values(tpps: Sequence[Tpp], rng_uniform: Sequence[float]) -> dict[str
         else:
             out[t.name] = t.clip(lo + u * (t.hi - lo))
     return out
+
+
+def decode_action(tpps: Sequence[Tpp], action: int) -> tuple[Tpp, Direction]:
+    """The TPP and direction of discrete action ``action``: ``2 i`` raises TPP ``i``,
+    ``2 i + 1`` lowers it."""
+    if not 0 <= action < 2 * len(tpps):
+        raise ValueError(f"action {action} outside 0..{2 * len(tpps) - 1}")
+    return tpps[action // 2], ("up" if action % 2 == 0 else "down")
+
+
+def apply_action(
+    tpps: Sequence[Tpp],
+    objectives: Sequence[Objective],
+    structure_map: Mapping[str, str],
+    action: int,
+) -> tuple[list[Objective], bool]:
+    """``objectives`` after ``action`` (:func:`decode_action`) and whether anything changed
+    (a TPP at its range bound does not move)."""
+    tpp, direction = decode_action(tpps, action)
+    value = read_values([tpp], objectives, structure_map)[tpp.name]
+    new = tpp.stepped(value, direction)
+    if math.isclose(new, value, abs_tol=1e-9):
+        return list(objectives), False
+    return write_values(tpps, objectives, {tpp.name: new}, structure_map), True
