@@ -12,25 +12,26 @@ form the ``tg119`` group. "Improves" is :func:`agent.session.stopping.better` (f
 priority-1 goals met first, then score (or goal status points), shortfall of failing
 goals, and the clipped margin sum (sparing beyond the goals).
 
-Run: ``python -m bench.agent_cohort [--scenarios prostate-basic liver] [--seeds 10]
-[--workers 2] [--max-iterations 20]``. Writes ``bench/results/agent_cohort.json``.
+Runs on the cohort runner (:mod:`agent.cohort`, spawned local workers with one thread each;
+``rtplan cohort run`` compares several policies). Run: ``python -m bench.agent_cohort
+[--scenarios prostate-basic liver] [--seeds 0-9] [--workers 2] [--max-iterations 20]
+[--policy rule]``. Writes ``bench/results/agent_cohort.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from agent.cli.cohort import MockCases, result_line
+from agent.cohort import CaseResult, CohortSpec, LocalExecutor, run_cohort
+from agent.cohort.seeds import parse_seeds
 from bench.common import print_table, write_results
 from bench.freeze import stamp
 
@@ -54,81 +55,21 @@ SCORE_TARGETS: dict[str, dict[str, float]] = {
 P1_FRACTION_TARGET = 0.8
 
 
-def _case(scenario: str) -> tuple[str, str]:
-    """(mock scenario, template) of a cohort scenario name."""
-    if scenario.startswith("tg119"):
-        return "tg119", scenario
-    return scenario, scenario
-
-
 def group_of(scenario: str) -> str:
     """The target group of a scenario (``tg119-easy`` and ``tg119-hard`` form ``tg119``)."""
     return "tg119" if scenario.startswith("tg119") else scenario
 
 
-def run_case(scenario: str, seed: int, max_iterations: int, policy: str) -> dict[str, Any]:
-    """Plan one case; return its row (never raises: failures are reported in the row)."""
-    from agent.policies import make_policy
-    from agent.session.loop import PlanningLoop
-    from agent.session.records import SessionConfig
-    from agent.session.stopping import better, plan_quality
-    from agent.templates import load_template
-    from mock_tps.factory import open_mock_session
-
-    mock_scenario, template_name = _case(scenario)
-    row: dict[str, Any] = {"scenario": scenario, "group": group_of(scenario), "seed": seed}
-    t0 = time.perf_counter()
-    try:
-        session = open_mock_session(mock_scenario, seed)
-        row["open_s"] = time.perf_counter() - t0
-        template = load_template(template_name)
-        config = SessionConfig(
-            scenario=mock_scenario,
-            seed=seed,
-            template=template_name,
-            policy=policy,
-            max_iterations=max_iterations,
-        )
-        with tempfile.TemporaryDirectory(prefix="rtplan-cohort-") as tmp:
-            loop = PlanningLoop(
-                session,
-                template,
-                make_policy(policy),
-                config,
-                Path(tmp) / "session",
-                save_snapshots=False,
-                case_label=f"{scenario}/seed{seed}",
-            )
-            summary = loop.run()
-    except Exception as exc:  # a benchmark row, not a crash of the whole cohort
-        row.update(error=f"{type(exc).__name__}: {exc}", wall_s=time.perf_counter() - t0)
-        return row
-    first, last = summary.initial_evaluation, summary.final_evaluation
-    row.update(
-        stop_reason=summary.stop_reason.value,
-        message=summary.message,
-        iterations=summary.iterations,
-        inner_optimizations=summary.inner_optimizations,
-        session_s=summary.wall_time_s,
-        wall_s=time.perf_counter() - t0,
-        max_score=None if last is None else last.max_score,
-        initial_score=None if first is None else first.score,
-        final_score=None if last is None else last.score,
-        initial_quality=None if first is None else plan_quality(first),
-        final_quality=None if last is None else plan_quality(last),
-        initial_p1_met=bool(first and first.all_priority1_met),
-        final_p1_met=bool(last and last.all_priority1_met),
-        failed_goals=[] if last is None else [g.goal_id for g in last.failed_goals(2)],
-    )
-    # better(): priority-1 goals, then score (or goal status), shortfall, margin sum
-    row["improved"] = bool(first and last and better(last, first, 0.0))
-    row["not_worse"] = bool(first and last and not better(first, last, 0.0))
+def case_row(result: CaseResult) -> dict[str, Any]:
+    """A runner result as this benchmark's row (the keys of its earlier versions)."""
+    row: dict[str, Any] = result.model_dump(exclude={"curve", "worker"})
+    row["group"] = group_of(result.scenario)
     return row
 
 
 def summarize(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Aggregates of one scenario and its targets (``passed`` per target)."""
-    ok = [r for r in rows if "error" not in r]
+    ok = [r for r in rows if r.get("error") is None]
     out: dict[str, Any] = {"cases": len(rows), "errors": len(rows) - len(ok)}
     if not ok:
         out["passed"] = False
@@ -184,35 +125,37 @@ def _fmt(value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per scenario")
+    parser.add_argument(
+        "--seeds", default="0-9", help="seeds per scenario (0-9, 3 or 0-4,20; default: 0-9)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="local worker processes")
     parser.add_argument("--max-iterations", type=int, default=20)
     parser.add_argument("--policy", default="rule")
     parser.add_argument("--name", default="agent_cohort", help="results file name")
     args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker
+    seeds = list(parse_seeds(args.seeds))
 
-    jobs = [
-        (s, seed)
-        for s in args.scenarios
-        for seed in (range(1) if s.startswith("tg119") else range(args.seeds))
-    ]
+    # TG-119 has no anatomical variation: once per template, whatever --seeds says
+    phantoms = [s for s in args.scenarios if not s.startswith("tg119")]
+    tg119 = [s for s in args.scenarios if s.startswith("tg119")]
+    specs = [
+        CohortSpec(scenarios=group, policies=[args.policy], seeds=group_seeds,
+                   max_iterations=args.max_iterations)
+        for group, group_seeds in ((phantoms, seeds), (tg119, [0]))
+        if group
+    ]  # fmt: skip
+    executor = LocalExecutor(max(1, args.workers))
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = [
-            pool.submit(run_case, s, seed, args.max_iterations, args.policy) for s, seed in jobs
-        ]
-        rows = []
-        for fut in futures:
-            row = fut.result()
-            rows.append(row)
-            status = row.get("error") or (
-                f"score {_fmt(row['initial_score'])} -> {_fmt(row['final_score'])}, "
-                f"P1 {row['final_p1_met']}, {row['iterations']} it, {row['wall_s']:.0f} s, "
-                f"{row['stop_reason']}"
-            )
-            console.print(f"{row['scenario']:>16} seed {row['seed']}: {status}")
+    results: list[CaseResult] = []
+    for spec in specs:
+        report = run_cohort(
+            spec, MockCases(), executor, on_result=lambda r: console.print(result_line(r))
+        )
+        if report.unavailable:
+            console.print(f"not run: {report.unavailable}")
+        results += report.results
     total_s = time.perf_counter() - t0
+    rows = [case_row(r) for r in results]
 
     print_table(
         "agent cohort: cases",
@@ -222,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["scenario"], r["seed"], _fmt(r.get("initial_score")), _fmt(r.get("final_score")),
                 r.get("initial_p1_met", "-"), r.get("final_p1_met", "-"), r.get("iterations", "-"),
                 r.get("inner_optimizations", "-"), _fmt(r.get("wall_s")),
-                r.get("stop_reason", r.get("error", "")),
+                r.get("error") or r.get("stop_reason", ""),
             ]
             for r in rows
         ],
@@ -249,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(
         args.name,
         {
-            "config": {**vars(args), "scenarios": args.scenarios},
+            "config": {**vars(args), "scenarios": args.scenarios, "seeds": seeds},
             "benchmark_set": stamp(),
             "total_wall_s": total_s,
             "scenarios": summaries,

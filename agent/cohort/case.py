@@ -25,6 +25,7 @@ from agent.session.records import (
     SessionConfig,
     SessionSummary,
 )
+from agent.session.stopping import better
 
 
 def scenario_case(scenario: str) -> tuple[str, str]:
@@ -119,6 +120,9 @@ def result_from(
         max_score=max_score,
         max_reached=reached,
         final_p1_met=bool(last and last.all_priority1_met),
+        initial_p1_met=bool(first and first.all_priority1_met),
+        improved=bool(first and last and better(last, first, 0.0)),
+        not_worse=bool(first and last and not better(first, last, 0.0)),
         iterations=summary.iterations,
         inner_optimizations=summary.inner_optimizations,
         iterations_to_best=to_best[0],

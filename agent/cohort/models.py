@@ -93,6 +93,9 @@ class CaseResult(FrozenModel):
     max_score: float | None = None
     max_reached: bool = False
     final_p1_met: bool = False
+    initial_p1_met: bool = False
+    improved: bool = False  # better than the template plan (agent.session.stopping.better)
+    not_worse: bool = False
     iterations: int = 0
     inner_optimizations: int = 0
     iterations_to_best: int | None = None
