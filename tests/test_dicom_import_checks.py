@@ -206,3 +206,14 @@ def test_body_from_the_threshold_and_the_content_hash(tmp_path: Path) -> None:
     assert body == pytest.approx(np.pi * 85 * 60 * 120 / 1000, rel=0.03)
     assert one.content_hash == two.content_hash  # names, ids and UIDs are not content
     assert len(read_folder(tmp_path / "one").ct) == 40
+
+
+def test_a_roi_named_body_is_the_body_without_an_external_one(tmp_path: Path) -> None:
+    ids = Ids()
+    rois = phantom_rois()
+    rois[3] = RoiSpec("BODY", "ORGAN", rois[3].contours)  # typed ORGAN, named BODY
+    write_ct(tmp_path, CtSpec(phantom_hu(), phantom_origin(), (3.0, 3.0, 3.0)), ids)
+    write_rtstruct(tmp_path / "rtstruct.dcm", rois, ids)
+    case = load_dicom(tmp_path, SPEC).case
+    assert case.body_id == "BODY" and case.structures["BODY"].dicom_type == "EXTERNAL"
+    assert case.volume_cm3("BODY") == pytest.approx(np.pi * 85 * 60 * 120 / 1000, rel=0.01)

@@ -9,9 +9,10 @@ Steps (each reader checks its part, see :mod:`mock_tps.dicom.read_series`,
    ``spacing_mm`` (default :data:`mock_tps.dicom.plan_spec.DEFAULT_SPACING_MM`, isotropic; a pencil-beam dose grid
    of 3 mm as the phantoms'; configurable) whose first voxel is the CT's first;
 2. every ROI is rasterized on that grid (:mod:`mock_tps.dicom.rasterize`: even-odd fill,
-   slabs of one CT slice thickness); the body is the ``EXTERNAL`` ROI, else the CT above
-   :data:`mock_tps.openkbp.BODY_THRESHOLD_HU` (largest region, holes filled: the OpenKBP
-   loader's body), joined with the prescription's targets;
+   slabs of one CT slice thickness); the body is the ``EXTERNAL`` ROI, else an ROI named
+   ``BODY`` or ``External``, else the CT above :data:`mock_tps.openkbp.BODY_THRESHOLD_HU`
+   (largest region, holes filled: the OpenKBP loader's body, named ``BODY``), joined with
+   the prescription's targets;
 3. the grid is cropped to the body's bounding box plus
    :data:`mock_tps.openkbp.CROP_PAD_VOXELS` (as the OpenKBP loader does); structures that
    lie partly outside the CT or the crop are clipped with a warning;
@@ -29,6 +30,7 @@ and contours (never an id or UID).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,10 @@ from mock_tps.phantoms.shapes import centroid_mm
 DICOM = "dicom"
 #: The body's id when it comes from the HU threshold (no EXTERNAL ROI).
 BODY_ID = "BODY"
+
+#: ROI names taken as the body when no ROI is typed EXTERNAL (compared in upper case).
+_BODY_NAMES = frozenset({"BODY", "EXTERNAL"})
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 BoolArray = NDArray[np.bool_]
 
@@ -123,7 +129,15 @@ def _body_roi(rois: Sequence[Roi]) -> Roi | None:
             f"{len(external)} ROIs are EXTERNAL ({names}); the body is one: set the "
             "RTROIInterpretedType of the others to another type"
         )
-    return external[0] if external else None
+    if external:
+        return external[0]
+    named = [r for r in rois if r.name.upper() in _BODY_NAMES and r.contours]
+    if len(named) == 1:
+        logger.warning(
+            "DICOM import: no ROI is typed EXTERNAL; ROI {!r} is taken as the body", named[0].name
+        )
+        return named[0]
+    return None
 
 
 def structure_ids(folder: str | Path) -> list[str]:
@@ -271,8 +285,15 @@ def load_dicom(
         scenario=DICOM,
         seed=None,
     )
+    if not _UID.match(ct.frame_of_reference_uid) or len(ct.frame_of_reference_uid) > 64:
+        raise InvalidInput(
+            "the CT's FrameOfReferenceUID is not a valid DICOM UID (digits and dots, at most "
+            "64 characters); export the series again from the planning system"
+        )
+    study = ct.study_instance_uid
+    valid_study = bool(_UID.match(study)) and len(study) <= 64
     geometry = DicomGeometry.from_grid(
-        grid, ct.frame_of_reference_uid, ct.study_instance_uid or None
+        grid, ct.frame_of_reference_uid, study if valid_study else None
     )
     return DicomImport(
         case=case,
