@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_export_helpers import PATIENT, plan_phantom, runner
+from dicom_export_helpers import openkbp_dicom, phantom_session, runner  # noqa: F401 (fixtures)
 
 import agent.cli.main as cli
 from esapi_bridge.dto import CaseSource, CaseSourceKind
@@ -27,9 +27,9 @@ from mock_tps.final_dose import (
 )
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return plan_phantom(tmp_path_factory.mktemp("export") / "session")
+@pytest.fixture
+def session(phantom_session: Path) -> Path:  # noqa: F811
+    return phantom_session
 
 
 def test_the_session_keeps_its_final_dose(session: Path) -> None:
@@ -97,13 +97,11 @@ def test_refusals(session: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dicom_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """OpenKBP pt_1 through ``rtplan export-case``; its CT then given a patient name (the
+def dicom_case(openkbp_dicom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """OpenKBP pt_1 as DICOM (``rtplan export-case``), its CT then given a patient name (the
     content hash covers HU, geometry and contours, not the patient attributes)."""
-    folder = tmp_path_factory.mktemp("case") / "dicom"
-    result = runner.invoke(cli.app, ["export-case", str(PATIENT), str(folder)])
-    assert result.exit_code == 0, result.output
-    assert "pt_1" not in result.output
+    folder = tmp_path_factory.mktemp("named") / "dicom"
+    shutil.copytree(openkbp_dicom, folder)
     for path in folder.glob("CT_*.dcm"):
         ds = pydicom.dcmread(path)
         ds.PatientName, ds.PatientID = "TEST^PHANTOM", "T-0001"
@@ -160,3 +158,35 @@ def test_export_with_the_source_dicom(dicom_case: Path, tmp_path: Path) -> None:
     steps = (np.asarray(geometry.origin_mm) - first) / np.asarray(geometry.spacing_mm)
     assert geometry.spacing_mm == (3.0, 3.0, 3.0)
     assert np.allclose(steps, np.rint(steps), atol=1e-6) and np.all(steps >= 0)
+
+
+@pytest.mark.slow
+def test_plan_from_dicom_then_export(dicom_case: Path, tmp_path: Path) -> None:
+    """End to end (about 30 s with a cold dose-influence cache): ``rtplan plan --dicom`` on
+    OpenKBP pt_1 as DICOM, then ``rtplan export --source-dicom``, validated by dciodvfy."""
+    from mock_tps.dicom.validate import dciodvfy_path, validate_file, validate_rtdose_attributes
+
+    session = tmp_path / "session"
+    planned = runner.invoke(
+        cli.app,
+        ["plan", "--dicom", str(dicom_case), "--template", "head-and-neck-openkbp-3level",
+         "--max-iterations", "1", "--no-report", "--out", str(session)],
+    )  # fmt: skip
+    assert planned.exit_code == 0, planned.output
+    rd = tmp_path / "RD.dcm"
+    done = runner.invoke(
+        cli.app, ["export", str(session), "--rtdose", str(rd), "--source-dicom", str(dicom_case)]
+    )
+    assert done.exit_code == 0, done.output
+    ct0 = pydicom.dcmread(dicom_case / "CT_0001.dcm")
+    dose = pydicom.dcmread(rd)
+    assert (dose.FrameOfReferenceUID, dose.StudyInstanceUID) == (
+        ct0.FrameOfReferenceUID,
+        ct0.StudyInstanceUID,
+    )
+    back, _ = read_rtdose_gy(rd)
+    final = load_final_dose(session / FINAL_DOSE_FILENAME)
+    assert np.max(np.abs(back - final.dose_gy)) <= float(dose.DoseGridScaling) / 2 + 1e-6
+    if dciodvfy_path() is not None:
+        assert validate_rtdose_attributes(rd, tmp_path).errors == ()
+        assert validate_file(tmp_path / "RD-plan.dcm").errors == ()

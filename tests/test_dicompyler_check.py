@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_export_helpers import PATIENT, plan_phantom, runner
+from dicom_export_helpers import PATIENT, openkbp_dicom, phantom_session, runner  # noqa: F401
 from dicompyler_env import DicompylerSetupError, dicompyler_dvh, ensure_venv
 
 import agent.cli.main as cli
@@ -116,9 +116,13 @@ def _compare(
     return worst
 
 
-def test_phantom_session_dvhs_agree(dicompyler: Path, tmp_path: Path) -> None:
+def test_phantom_session_dvhs_agree(
+    dicompyler: Path,
+    phantom_session: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """A briefly planned prostate phantom, exported with its structure set from the CLI."""
-    session = plan_phantom(tmp_path / "session")
+    session = phantom_session
     rd, rs = tmp_path / "RD.dcm", tmp_path / "RS.dcm"
     result = runner.invoke(
         cli.app, ["export", str(session), "--rtdose", str(rd), "--rtstruct", str(rs)]
@@ -132,12 +136,14 @@ def test_phantom_session_dvhs_agree(dicompyler: Path, tmp_path: Path) -> None:
     assert worst["own_statistics_gy"] <= TOLERANCE_PCT_RX / 100.0 * final.meta.total_dose_gy
 
 
-def test_openkbp_anatomy_through_export_case(dicompyler: Path, tmp_path: Path) -> None:
+def test_openkbp_anatomy_through_export_case(
+    dicompyler: Path,
+    openkbp_dicom: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """Real anatomy: OpenKBP pt_1 through ``rtplan export-case`` (CT + RT Structure Set of its
     clinical contours), with its clinical dose written as RT Dose in the same frame."""
-    folder = tmp_path / "case"
-    result = runner.invoke(cli.app, ["export-case", str(PATIENT), str(folder)])
-    assert result.exit_code == 0, result.output
+    folder = openkbp_dicom
     patient = load_openkbp(PATIENT)
     case = patient.case
     identity = anonymous_identity(patient.content_hash)  # the frame export-case wrote

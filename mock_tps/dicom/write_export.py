@@ -167,10 +167,11 @@ def write_dvh_csv(final: FinalDose, path: Path) -> Path:
 
 def export_openkbp_case(patient_dir: Path, out_dir: Path) -> CaseExport:
     """An OpenKBP patient as a CT series (HU, on the loader's cropped grid, origin at voxel
-    0) and an RT Structure Set of its clinical contours and body (``BODY``, ``EXTERNAL``),
-    with anonymous attributes; the Study and Frame of Reference UIDs derive from the
-    patient's content hash (see the module docstring). The derived structures of our
-    templates are left out (the import derives its own).
+    0) and an RT Structure Set of every structure of its case: the clinical contours, the
+    body (``BODY``, ``EXTERNAL``) and the planning structures the head-and-neck templates
+    ask for (``PTV56-PTV70+10mm``, ``BODY-PTV``, type ``CONTROL``, as a clinic's structure
+    set holds them), with anonymous attributes; the Study and Frame of Reference UIDs derive
+    from the patient's content hash (see the module docstring).
 
     Raises
     ------
@@ -189,8 +190,8 @@ def export_openkbp_case(patient_dir: Path, out_dir: Path) -> CaseExport:
         case.grid, identity.frame_of_reference_uid, identity.study_instance_uid
     )
     series = write_ct_series(out_dir, patient.ct_hu, geometry, identity)
-    names = [s for s in (*TARGET_LEVELS_GY, *ORGANS) if s in case.structures]
-    names.append(case.body_id)
+    clinical = [s for s in (*TARGET_LEVELS_GY, *ORGANS) if s in case.structures]
+    names = [*clinical, *(s for s in case.structures if s not in clinical)]
     masks = {s: np.asarray(case.structures[s].mask) for s in names}
     types = {s: case.structures[s].dicom_type for s in names}
     path, _ = write_rtstruct(out_dir / "RS.dcm", masks, types, case.grid, identity, series)
