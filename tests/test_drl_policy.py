@@ -3,7 +3,9 @@ in the planning loop, on a tiny configuration (5 mm grid, 3-step episodes, a few
 
 from __future__ import annotations
 
+import itertools
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from agent.cli.drl import TrainingSessionFactory
 from agent.policies import Policy, make_policy
 from agent.policies.drl import DrlPolicy
 from agent.policies.drl.env import EnvConfig
+from agent.policies.drl.episodes import episode_from_iterations
 from agent.policies.drl.files import (
     PolicyFileError,
     provenance_path,
@@ -24,21 +27,26 @@ from agent.policies.drl.tpps import read_values, tpps_of
 from agent.policies.drl.trainer import TrainConfig, read_state, train
 from agent.session.identity import template_hash
 from agent.session.loop import PlanningLoop
-from agent.session.records import SessionConfig
+from agent.session.records import IterationRecord, SessionConfig
 from agent.templates import load_template
 from esapi_bridge.port import TpsSession
 
-TINY_ENV = EnvConfig(max_steps=3, step_iterations=5, reset_iterations=30, grid="test")
+TINY_ENV = EnvConfig(max_steps=3, step_iterations=3, reset_iterations=10, grid="test")
 
 
 def _config(steps: int) -> TrainConfig:
     return TrainConfig(
-        steps=steps, seeds=[1000], checkpoint_every=20, learning_starts=10, buffer_size=200,
-        batch_size=8, target_update_interval=20,
+        steps=steps, seeds=[1000], checkpoint_every=10, learning_starts=5, buffer_size=200,
+        batch_size=8, target_update_interval=10,
     )  # fmt: skip
 
 
-def _loop(policy: Policy, tmp_path: Path, max_iterations: int) -> tuple[TpsSession, PlanningLoop]:
+def _loop(
+    policy: Policy,
+    tmp_path: Path,
+    max_iterations: int,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+) -> tuple[TpsSession, PlanningLoop]:
     """A planning loop on prostate-basic seed 3 (5 mm grid: its template plan is not 9/9)."""
     session = TrainingSessionFactory(spacing_mm=5.0)("prostate-basic", 3)
     config = SessionConfig(
@@ -47,30 +55,30 @@ def _loop(policy: Policy, tmp_path: Path, max_iterations: int) -> tuple[TpsSessi
     )  # fmt: skip
     loop = PlanningLoop(
         session, load_template("prostate-basic"), policy, config, tmp_path / "session",
-        save_snapshots=False,
+        save_snapshots=False, on_iteration=on_iteration,
     )  # fmt: skip
     return session, loop
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A policy trained for 40 steps, then resumed to 60 (two runs)."""
+    """A policy trained for 20 steps (resumed to 30 by a test)."""
     out = tmp_path_factory.mktemp("drl-train")
     template = load_template("prostate-basic")
-    first = train(template, TrainingSessionFactory(spacing_mm=5.0), _config(40), out, TINY_ENV)
-    assert first.steps == 40 and first.runs == 1
+    first = train(template, TrainingSessionFactory(spacing_mm=5.0), _config(20), out, TINY_ENV)
+    assert first.steps == 20 and first.runs == 1
     state = read_state(out)
-    assert state is not None and state.steps == 40
+    assert state is not None and state.steps == 20
     return out
 
 
 def test_a_resumed_training_continues_the_step_count(trained: Path) -> None:
     template = load_template("prostate-basic")
-    prov = train(template, TrainingSessionFactory(spacing_mm=5.0), _config(60), trained, TINY_ENV)
-    assert prov.steps == 60 and prov.runs == 2  # 40 + 20, not 60 more
+    prov = train(template, TrainingSessionFactory(spacing_mm=5.0), _config(30), trained, TINY_ENV)
+    assert prov.steps == 30 and prov.runs == 2  # 20 + 10, not 30 more
     state = read_state(trained)
-    assert state is not None and state.steps == 60 and state.runs == 2
-    assert prov.episodes == state.episodes >= 60 // 3  # 3-step episodes (or shorter at 9/9)
+    assert state is not None and state.steps == 30 and state.runs == 2
+    assert prov.episodes == state.episodes >= 30 // 3  # 3-step episodes (or shorter at 9/9)
     recorded = read_provenance(trained / "prostate-basic.zip")
     assert recorded.seeds == [1000] and recorded.template_hash == template_hash(template)
     assert recorded.tpps[0] == "PTV.upper.dose_gy" and recorded.observation_size == 322
@@ -100,18 +108,31 @@ def test_policy_drl_plans_two_iterations_in_the_loop(trained: Path, tmp_path: Pa
     template = load_template("prostate-basic")
     policy = make_policy("drl", policy_path=trained / "prostate-basic.zip")
     assert isinstance(policy, DrlPolicy)
-    session, loop = _loop(policy, tmp_path, max_iterations=2)
+    records: list[IterationRecord] = []
+    session, loop = _loop(policy, tmp_path, max_iterations=2, on_iteration=records.append)
     summary = loop.run()
     assert summary.final_evaluation is not None
     assert 1 <= summary.iterations <= 2
     assert summary.rejected_proposals == 0
-    # each iteration moved exactly one TPP, one step
+    # each DRL iteration moved exactly one TPP
     tpps = tpps_of(template)
     smap = {s.id: s.id for s in template.structures}
-    start = read_values(tpps, template.initial_objectives(smap), smap)
-    now = read_values(tpps, session.get_objectives(), smap)
-    moved = [n for n in start if abs(start[n] - now[n]) > 1e-9]
-    assert 1 <= len(moved) <= summary.iterations
+    steps = [r for r in records if r.proposal.policy == "drl"]
+    assert len(steps) == summary.iterations
+    for before, after in itertools.pairwise(records):
+        if after.proposal.policy != "drl":
+            continue
+        old = read_values(tpps, before.applied_objectives, smap)
+        new = read_values(tpps, after.applied_objectives, smap)
+        assert sum(abs(old[n] - new[n]) > 1e-9 for n in old) == 1
+    # the session as an evaluation episode for the knowledge cards
+    episode = episode_from_iterations(
+        records, tpps, smap, scenario="prostate-basic", seed=3,
+        template_hash=template_hash(template), engine_version="test",
+    )  # fmt: skip
+    assert episode.source == "eval" and len(episode.steps) == len(steps)
+    assert episode.final_tpp_values == read_values(tpps, session.get_objectives(), smap)
+    assert episode.final_score == pytest.approx(summary.final_evaluation.score or 0.0)
 
 
 def test_policy_drl_refuses_a_tampered_file_with_a_clear_message(

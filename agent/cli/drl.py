@@ -107,6 +107,9 @@ def train_command(
     episodes: Annotated[
         Path | None, typer.Option(help="Append successful episodes here (JSON lines).")
     ] = None,
+    max_cached_cases: Annotated[
+        int, typer.Option(min=1, help="Cases kept in memory (about 60 MB each on 3 mm).")
+    ] = 20,
 ) -> None:
     """Train (or resume from the checkpoint in --out) a DQN policy for a scenario."""
     from agent.cohort.seeds import EVALUATION_SEEDS, parse_seeds
@@ -137,7 +140,11 @@ def train_command(
             factory,
             config,
             out,
-            EnvConfig(grid=factory.label, step_iterations=step_iterations),
+            EnvConfig(
+                grid=factory.label,
+                step_iterations=step_iterations,
+                max_cached_cases=max_cached_cases,
+            ),
             progress=lambda msg: console.print(esc(msg), highlight=False),
         )
     except PolicyFileError as exc:

@@ -14,13 +14,14 @@ Where they are written: the trainer and the evaluation bench write
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from agent.policies.drl.tpps import Direction
+from agent.policies.drl.tpps import Direction, Tpp
+from agent.session.records import REVERT_POLICY, IterationRecord
 from rtplan_common.models import FrozenModel
 
 #: Results folder of the benchmarks (episode files live there).
@@ -128,3 +129,80 @@ def iter_episodes(path: Path) -> Iterator[EpisodeRecord]:
 def read_episodes(path: Path, success_only: bool = False) -> list[EpisodeRecord]:
     """Every record of ``path`` (only the successful ones with ``success_only``)."""
     return [r for r in iter_episodes(path) if r.success or not success_only]
+
+
+def episode_from_iterations(
+    records: Sequence[IterationRecord],
+    tpps: Sequence[Tpp],
+    structure_map: Mapping[str, str],
+    *,
+    scenario: str,
+    seed: int,
+    template_hash: str,
+    engine_version: str,
+    grid: str = "full",
+) -> EpisodeRecord:
+    """The :class:`EpisodeRecord` (``source="eval"``) of a planning-loop session: iteration 0
+    is the start, every later iteration that moved TPPs a step (the first moved TPP named as
+    the action); the final values and score are those of the plan left in the TPS (after a
+    final revert to the best iteration, which is not a step).
+
+    Raises
+    ------
+    ValueError
+        Without iteration 0 or an evaluation with a score.
+    """
+    from agent.policies.drl.reward import fine_score, step_reward
+    from agent.policies.drl.tpps import read_values
+
+    kept = [r for r in records if r.evaluation is not None and r.proposal.policy != REVERT_POLICY]
+    if not kept or kept[0].iteration != 0 or kept[0].evaluation is None:
+        raise ValueError("an episode needs iteration 0 (the template plan) with its evaluation")
+    first = kept[0].evaluation
+    if first.score is None or first.max_score is None:
+        raise ValueError(f"template {first.template!r} has no score: no episode")
+    steps: list[EpisodeStep] = []
+    prev, prev_values = first, read_values(tpps, kept[0].applied_objectives, structure_map)
+    for rec in kept[1:]:
+        ev = rec.evaluation
+        assert ev is not None and ev.score is not None and prev.score is not None
+        values = read_values(tpps, rec.applied_objectives, structure_map)
+        moved = [n for n in values if abs(values[n] - prev_values[n]) > 1e-9]
+        if moved:
+            name = moved[0]
+            fb, fa = fine_score(prev), fine_score(ev)
+            steps.append(
+                EpisodeStep(
+                    tpp_values_before=prev_values,
+                    action=EpisodeAction(
+                        tpp=name, direction="up" if values[name] > prev_values[name] else "down"
+                    ),
+                    score_before=prev.score,
+                    score_after=ev.score,
+                    fine_score_before=fb,
+                    fine_score_after=fa,
+                    reward=step_reward(fb, fa, prev.score, ev.score),
+                    goal_margins={g.goal_id: g.margin for g in prev.goals},
+                )
+            )
+        prev, prev_values = ev, values
+    # the plan left in the TPS: a final revert to the best iteration counts
+    end = records[-1] if records[-1].evaluation is not None else kept[-1]
+    last = end.evaluation
+    assert last is not None and last.score is not None
+    return EpisodeRecord(
+        scenario=scenario,
+        seed=seed,
+        template=first.template,
+        template_hash=template_hash,
+        engine_version=engine_version,
+        source="eval",
+        grid=grid,
+        initial_tpp_values=read_values(tpps, kept[0].applied_objectives, structure_map),
+        initial_score=first.score,
+        steps=steps,
+        final_tpp_values=read_values(tpps, end.applied_objectives, structure_map),
+        final_score=last.score,
+        max_score=first.max_score,
+        success=is_success(last.score, first.max_score),
+    )

@@ -38,7 +38,8 @@ class PolicyProvenance(FrozenModel):
     algorithm : ``dqn``.
     library_versions : stable-baselines3, torch, gymnasium.
     seeds : the training case seeds.
-    steps, episodes, wall_time_s : training totals over every run (checkpoint resumes included).
+    steps, episodes, wall_time_s, cpu_time_s : training totals over every run (checkpoint
+        resumes included); CPU time of the training process (its share of a loaded machine).
     runs : how many runs the training was spread across.
     env : the environment settings (grid, optimizer iterations, steps per episode).
     tpps : the TPP names, in action order (action ``2 i`` raises TPP ``i``, ``2 i + 1`` lowers it).
@@ -57,6 +58,7 @@ class PolicyProvenance(FrozenModel):
     steps: Annotated[int, Field(ge=0)]
     episodes: Annotated[int, Field(ge=0)] = 0
     wall_time_s: Annotated[float, Field(ge=0.0)] = 0.0
+    cpu_time_s: Annotated[float, Field(ge=0.0)] = 0.0
     runs: Annotated[int, Field(ge=0)] = 1
     env: dict[str, Any] = Field(default_factory=dict)
     tpps: list[str]

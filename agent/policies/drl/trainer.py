@@ -76,6 +76,7 @@ class TrainState(FrozenModel):
     steps: Annotated[int, Field(ge=0)]
     episodes: Annotated[int, Field(ge=0)]
     wall_time_s: Annotated[float, Field(ge=0.0)]
+    cpu_time_s: Annotated[float, Field(ge=0.0)] = 0.0
     runs: Annotated[int, Field(ge=0)]
     model_sha256: str
     buffer_sha256: str
@@ -179,6 +180,8 @@ def train(
     done_before = state.steps if state else 0
     episodes_before = state.episodes if state else 0
     wall_before = state.wall_time_s if state else 0.0
+    cpu_before = state.cpu_time_s if state else 0.0
+    c0 = time.process_time()
     runs = (state.runs if state else 0) + 1
     t0 = time.perf_counter()
     counters = {"episodes": 0}
@@ -193,6 +196,7 @@ def train(
             steps=int(model.num_timesteps),
             episodes=episodes_before + counters["episodes"],
             wall_time_s=wall_before + time.perf_counter() - t0,
+            cpu_time_s=cpu_before + time.process_time() - c0,
             runs=runs,
             model_sha256=sha256_of(out_dir / CHECKPOINT),
             buffer_sha256=sha256_of(out_dir / CHECKPOINT_BUFFER),
@@ -213,7 +217,7 @@ def train(
                 rate = sum(recent) / len(recent) if recent else 0.0
                 say(
                     f"step {st.steps}/{config.steps}: {st.episodes} episodes, success (last "
-                    f"{len(recent)}) {rate:.2f}, {st.wall_time_s:.0f} s, "
+                    f"{len(recent)}) {rate:.2f}, {st.wall_time_s:.0f} s ({st.cpu_time_s:.0f} s CPU), "
                     f"median step {statistics.median(env.step_times_s or [0.0]) * 1000:.0f} ms"
                 )
             return time.perf_counter() - t0 < config.max_wall_s
@@ -234,6 +238,7 @@ def train(
         steps=st.steps,
         episodes=st.episodes,
         wall_time_s=round(st.wall_time_s, 1),
+        cpu_time_s=round(st.cpu_time_s, 1),
         runs=runs,
         env=asdict(env.config),
         tpps=[t.name for t in env.tpps],
