@@ -184,9 +184,13 @@ def write_rtstruct(path: Path, rois: Sequence[RoiSpec], ids: Ids) -> Path:
 
 
 def write_rtplan(
-    path: Path, isocenter_mm: Sequence[float], gantry_deg: Sequence[float], ids: Ids
+    path: Path,
+    isocenter_mm: Sequence[float],
+    gantry_deg: Sequence[float],
+    ids: Ids,
+    rotation: str = "NONE",
 ) -> Path:
-    """A minimal RT Plan: static treatment beams at one isocenter."""
+    """A minimal RT Plan: treatment beams at one isocenter (static, or arcs: ``CW``/``CC``)."""
     ds = Dataset()
     _common(ds, ids, "RTPLAN")
     _meta(ds, RTPLAN_STORAGE)
@@ -200,7 +204,7 @@ def write_rtplan(
         cp = Dataset()
         cp.ControlPointIndex = 0
         cp.GantryAngle = float(angle)
-        cp.GantryRotationDirection = "NONE"
+        cp.GantryRotationDirection = rotation
         cp.PatientSupportAngle = 0.0
         cp.IsocenterPosition = [float(v) for v in isocenter_mm]
         beam.ControlPointSequence = DicomSequence([cp])

@@ -29,6 +29,7 @@ from loguru import logger
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from esapi_bridge.dto import Technique
 from esapi_bridge.errors import InvalidInput
 from mock_tps.dicom.case_from_dicom import load_dicom
 from mock_tps.dicom.plan_spec import DicomPlanSpec
@@ -217,3 +218,19 @@ def test_a_roi_named_body_is_the_body_without_an_external_one(tmp_path: Path) ->
     case = load_dicom(tmp_path, SPEC).case
     assert case.body_id == "BODY" and case.structures["BODY"].dicom_type == "EXTERNAL"
     assert case.volume_cm3("BODY") == pytest.approx(np.pi * 85 * 60 * 120 / 1000, rel=0.01)
+
+
+def test_arcs_in_the_rt_plan_keep_the_templates_beams_at_its_isocenter(tmp_path: Path) -> None:
+    ids = write_phantom(tmp_path)
+    write_rtplan(tmp_path / "rtplan.dcm", (3.0, -6.0, 9.0), [181.0, 179.0], ids, rotation="CW")
+    vmat = SPEC.model_copy(
+        update={"technique": Technique.VMAT, "fields": None, "arcs": 2, "control_points": 60}
+    )
+    beams = load_dicom(tmp_path, vmat).case.beams
+    assert beams.technique is Technique.VMAT and len(beams.beams) == 60
+    assert beams.isocenter_mm == (3.0, -6.0, 9.0)  # the plan's isocenter, the template's arcs
+    static = load_dicom(tmp_path, SPEC).case.beams  # IMRT: the plan's beams are arcs, not fields
+    assert len(static.beams) == 7 and static.isocenter_mm == (3.0, -6.0, 9.0)
+    write_rtplan(tmp_path / "rtplan.dcm", (0.0, 0.0, 0.0), [0.0], ids)
+    write_rtplan(tmp_path / "second.dcm", (0.0, 0.0, 0.0), [0.0], ids)
+    assert "holds 2 RT Plans; at most one" in _refused(tmp_path)
