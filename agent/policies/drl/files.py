@@ -11,16 +11,18 @@ package); :func:`shipped_policy` finds them.
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from agent.templates.loader import TEMPLATE_PACKAGE
 from rtplan_common.atomic_io import write_text_atomic
 from rtplan_common.models import FrozenModel
 
-#: Where the shipped policies are (``site_templates/drl``).
-SHIPPED_DIR = Path(__file__).resolve().parents[3] / "site_templates" / "drl"
+#: Where the shipped policies are (``site_templates/drl``, installed with the package).
+SHIPPED_DIR = Path(str(resources.files(TEMPLATE_PACKAGE))) / "drl"
 
 
 class PolicyFileError(RuntimeError):

@@ -32,6 +32,10 @@ from agent.session.identity import template_hash
 from agent.session.records import Proposal
 
 
+def _key(values: dict[str, float]) -> tuple[float, ...]:
+    return tuple(round(v, 6) for _, v in sorted(values.items()))
+
+
 @dataclass(frozen=True)
 class _Loaded:
     model: Any
@@ -105,12 +109,14 @@ class DrlPolicy:
         if ev.score is not None and ev.max_score is not None and is_success(ev.score, ev.max_score):
             return self._done(context, f"the plan has the maximum score {ev.score:.2f}")
         q = self.q_values(context)
+        smap = context.structure_map
+        visited = {
+            _key(read_values(loaded.tpps, r.applied_objectives, smap)) for r in context.history
+        }
         skip = context.attempt  # re-asked after a rejection: the next-best actions
         for action in (int(a) for a in np.argsort(-q, kind="stable")):
-            objectives, changed = apply_action(
-                loaded.tpps, context.objectives, context.structure_map, action
-            )
-            if not changed:
+            objectives, changed = apply_action(loaded.tpps, context.objectives, smap, action)
+            if not changed or _key(read_values(loaded.tpps, objectives, smap)) in visited:
                 continue
             if skip > 0:
                 skip -= 1
@@ -126,7 +132,7 @@ class DrlPolicy:
                 ),
                 policy=self.name,
             )
-        return self._done(context, "no action moves a TPP (all at their range bounds)")
+        return self._done(context, "no action moves a TPP to values not planned yet")
 
     def _done(self, context: PolicyContext, why: str) -> Proposal:
         return Proposal(
