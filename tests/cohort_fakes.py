@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fakes import FakeTpsSession
 
+from agent.cohort.models import CaseFactory, CaseResult, CohortJob
+from agent.cohort.workers import thread_env, work
 from agent.session.records import SessionConfig
 
 
@@ -27,3 +31,26 @@ class FakeCases:
     def policy_options(self, policy: str) -> dict[str, Any]:
         """No options: the fake needs none."""
         return {}
+
+
+class InlineExecutor:
+    """Runs every job in this process, one after the other (tests that need no pool)."""
+
+    name = "inline"
+
+    def map(
+        self, jobs: Sequence[CohortJob], factory: CaseFactory, threads: int
+    ) -> Iterator[CaseResult]:
+        """The result of each job, in order, with the workers' environment set meanwhile."""
+        env = thread_env(threads)
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            for job in jobs:
+                yield work(job, factory, threads)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

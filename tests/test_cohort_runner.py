@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cohort_fakes import FakeCases
+from cohort_fakes import FakeCases, InlineExecutor
 
 from agent.cohort import (
     CaseResult,
@@ -61,7 +61,7 @@ def test_local_pool_runs_every_policy_on_every_seed(local_report) -> None:
 
 
 def test_local_pool_is_deterministic_and_pairs_seeds(local_report) -> None:
-    again = run_cohort(SPEC, FakeCases(), LocalExecutor(workers=1))
+    again = run_cohort(SPEC, FakeCases(), InlineExecutor())  # in this process
     assert [r.outcome() for r in again.results] == [r.outcome() for r in local_report.results]
     (pair,) = local_report.paired
     assert (pair.policy_a, pair.policy_b, pair.seeds) == ("rule", "bo", [0, 1])
@@ -84,12 +84,12 @@ def test_outputs_json_csv_and_plot(local_report, tmp_path: Path) -> None:
 
 def test_unavailable_policy_is_reported_and_the_others_run() -> None:
     spec = SPEC.model_copy(update={"policies": ["rule", "no-such-policy"], "seeds": [0]})
-    report = run_cohort(spec, FakeCases(), LocalExecutor(workers=1))
+    report = run_cohort(spec, FakeCases(), InlineExecutor())
     assert [r.policy for r in report.results] == ["rule"]
     assert "unknown policy 'no-such-policy'" in report.unavailable["no-such-policy"]
     only_bad = spec.model_copy(update={"policies": ["no-such-policy"]})
     with pytest.raises(CohortError, match="no policy of the cohort can run"):
-        run_cohort(only_bad, FakeCases(), LocalExecutor(workers=1))
+        run_cohort(only_bad, FakeCases(), InlineExecutor())
 
 
 def test_worker_with_another_engine_is_refused(local_report) -> None:

@@ -134,7 +134,9 @@ def run_cohort(
     worker differs from the driver."""
     jobs, unavailable, skipped = cohort_jobs(spec, factory)
     if not jobs:
-        why = "; ".join(f"{p}: {r}" for p, r in unavailable.items()) or "no recorded session fits"
+        reasons = [f"{p}: {r}" for p, r in unavailable.items()]
+        reasons += [f"{LLM_REPLAY} {s.session}: {s.reason}" for s in skipped]
+        why = "; ".join(reasons) or f"no recorded session for {LLM_REPLAY}"
         raise CohortError(f"no policy of the cohort can run ({why})")
     driver = expected_info(factory, spec.threads_per_worker)
     t0 = time.perf_counter()
