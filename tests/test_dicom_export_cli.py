@@ -190,3 +190,48 @@ def test_plan_from_dicom_then_export(dicom_case: Path, tmp_path: Path) -> None:
     if dciodvfy_path() is not None:
         assert validate_rtdose_attributes(rd, tmp_path).errors == ()
         assert validate_file(tmp_path / "RD-plan.dcm").errors == ()
+
+
+def test_a_resumed_session_keeps_its_final_dose(tmp_path: Path, monkeypatch) -> None:
+    """Interrupted at its second optimization (original objectives restored: no final dose),
+    then resumed: the resumed session writes dose_final.npz."""
+    from agent.cli import backends
+
+    real = backends.mock_session_factory
+    interrupt = {"on": True}
+
+    def factory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        open_real = real(*args, **kwargs)
+
+        def open_session(config):  # type: ignore[no-untyped-def]
+            session = open_real(config)
+            if interrupt["on"]:
+                optimize, calls = session.optimize, []
+
+                def interrupted(request=None):  # type: ignore[no-untyped-def]
+                    calls.append(request)
+                    if len(calls) == 2:
+                        raise KeyboardInterrupt
+                    return optimize(request)
+
+                session.optimize = interrupted
+            return session
+
+        return open_session
+
+    monkeypatch.setattr(backends, "mock_session_factory", factory)
+    out = tmp_path / "s"
+    args = ["--scenario", "prostate-basic", "--max-iterations", "2", "--no-report"]
+    stopped = runner.invoke(cli.app, ["plan", *args, "--out", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    assert not (out / FINAL_DOSE_FILENAME).exists()
+    interrupt["on"] = False
+    resumed = runner.invoke(cli.app, ["resume", str(out), "--no-report"])
+    assert resumed.exit_code == 0, resumed.output
+    final = load_final_dose(out / FINAL_DOSE_FILENAME)
+    curve = next(
+        c for c in json.loads((out / "dvh_final.json").read_text())["curves"]
+        if c["structure_id"] == "PTV"
+    )  # fmt: skip
+    ptv = final.dose_gy[final.masks["PTV"]]
+    assert float(ptv.mean()) == pytest.approx(curve["mean_dose_gy"], abs=0.005)  # 0.01 Gy rounding

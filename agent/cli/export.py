@@ -8,6 +8,7 @@ dose stays in Eclipse).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 
 from agent.cli.console import console, esc
 from agent.cli.errors import CliError, fail, known_errors
-from agent.session.records import SessionSummary
+from agent.session.records import SessionConfig, SessionSummary
 from esapi_bridge.port import TpsSession
 
 SessionDirArgument = Annotated[
@@ -43,6 +44,23 @@ def keep_final_dose(session: TpsSession, session_dir: Path, summary: SessionSumm
     except (TpsError, OSError) as exc:
         console.print(f"[yellow]final dose not kept:[/] {esc(type(exc).__name__)}: {esc(exc)}")
         return None
+
+
+class FinalDoseKeeper:
+    """A session opener that remembers the session it opened, to keep its final dose after a
+    resumed session (:func:`keep_final_dose`)."""
+
+    def __init__(self, opener: Callable[[SessionConfig], TpsSession]) -> None:
+        self._opener = opener
+        self.session: TpsSession | None = None
+
+    def __call__(self, config: SessionConfig) -> TpsSession:
+        self.session = self._opener(config)
+        return self.session
+
+    def keep(self, session_dir: Path, summary: SessionSummary) -> Path | None:
+        """:func:`keep_final_dose` of the session opened, if any."""
+        return None if self.session is None else keep_final_dose(self.session, session_dir, summary)
 
 
 def _session_dir(path: Path) -> Path:

@@ -109,7 +109,9 @@ def resume(
                     "patient, course and plan ids again (--patient, --course, --plan)"
                 )
             dicom_case = resumed_dicom(dicom, config, template)
-            opener = (
+            from agent.cli.export import FinalDoseKeeper  # dose_final.npz, for rtplan export
+
+            opener = FinalDoseKeeper(
                 backends.mock_session_factory(cache_dir, tg119_path)
                 if dicom_case is None
                 else backends.mock_session_factory(cache_dir, dicom=dicom_case)
@@ -126,6 +128,7 @@ def resume(
                 ),
                 bar=not approve,
             )
+            opener.keep(path.parent, summary)
         except known_errors() as exc:
             raise fail(exc) from None
         except KeyboardInterrupt as exc:  # before the resumed session started
