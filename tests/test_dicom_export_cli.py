@@ -16,7 +16,8 @@ from dicom_export_helpers import openkbp_dicom, phantom_session, runner  # noqa:
 
 import agent.cli.main as cli
 from esapi_bridge.dto import CaseSource, CaseSourceKind
-from mock_tps.dicom.case_from_dicom import DicomPlanSpec, load_dicom
+from mock_tps.dicom.case_from_dicom import load_dicom
+from mock_tps.dicom.plan_spec import DicomPlanSpec
 from mock_tps.dicom.write_rtdose import read_rtdose_gy
 from mock_tps.dvh import dvh_from_doses
 from mock_tps.final_dose import (
@@ -192,7 +193,9 @@ def test_plan_from_dicom_then_export(dicom_case: Path, tmp_path: Path) -> None:
         assert validate_file(tmp_path / "RD-plan.dcm").errors == ()
 
 
-def test_a_resumed_session_keeps_its_final_dose(tmp_path: Path, monkeypatch) -> None:
+def test_a_resumed_session_keeps_its_final_dose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Interrupted at its second optimization (original objectives restored: no final dose),
     then resumed: the resumed session writes dose_final.npz."""
     from agent.cli import backends
@@ -214,7 +217,7 @@ def test_a_resumed_session_keeps_its_final_dose(tmp_path: Path, monkeypatch) -> 
                         raise KeyboardInterrupt
                     return optimize(request)
 
-                session.optimize = interrupted
+                session.optimize = interrupted  # type: ignore[method-assign]
             return session
 
         return open_session
