@@ -6,18 +6,27 @@ import json
 from pathlib import Path
 
 import pytest
-from cohort_fakes import FakeCases
+from cohort_fakes import FakeCases, InlineExecutor
 from typer.testing import CliRunner
 
 import agent.cli.cohort as cohort_cli
 import agent.cli.main as cli
+import agent.cohort as cohort
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def fake_cases(monkeypatch) -> None:
+    """The fake TPS, and the jobs run in this process (the pools are tested elsewhere)."""
     monkeypatch.setattr(cohort_cli, "MockCases", FakeCases)
+    real = cohort.make_executor
+
+    def inline(name: str, **kwargs):  # type: ignore[no-untyped-def]
+        chosen = real(name, **kwargs)  # the CLI's checks of --executor and --address
+        return InlineExecutor() if name == "local" else chosen
+
+    monkeypatch.setattr(cohort, "make_executor", inline)
 
 
 def test_cohort_run_writes_json_csv_and_plot(fake_cases: None, tmp_path: Path) -> None:
