@@ -21,6 +21,7 @@ Run: ``python -m bench.knowledge run [--scenarios prostate-basic liver] [--seeds
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -44,6 +45,8 @@ TARGETS: dict[str, tuple[float, float]] = {
 }
 CARDS_DIR = RESULTS_DIR / "knowledge_cards"
 CALIBRATION_RESULTS = RESULTS_DIR / "knowledge_calibration_training.json"
+#: Training seeds of the non-DRL prior's search.
+PRIOR_SEEDS = tuple(range(1000, 1008))
 SHUFFLE_SEED = 14
 
 
@@ -58,10 +61,61 @@ def prior_path(scenario: str) -> Path:
     return CARDS_DIR / f"{scenario}.calibration-search.json"
 
 
-def make_prior(scenario: str, results: Path = CALIBRATION_RESULTS) -> Path:
-    """The calibration-search card of ``scenario`` from the calibration runs in ``results``."""
-    import json
+def card_tpp_template(scenario: str, folder: Path) -> Path:
+    """The template of ``scenario`` with TPP ranges on the card's TPPs only (written to
+    ``folder``): the calibration search then moves what a card describes, nothing else."""
+    from agent.policies.drl.tpps import tpps_of
+    from agent.templates import load_template
 
+    template = load_template(scenario)
+    keep = {(t.objective_index, t.parameter) for t in tpps_of(template)}
+    data = template.model_dump(mode="json")
+    for i, objective in enumerate(data["objectives"]):
+        for name in objective["range"]:
+            parameter = "dose_gy" if name == "dose" else name
+            if (i, parameter) not in keep:
+                objective["range"][name] = None
+    path = folder / f"{scenario}.card-tpps.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def search_training(scenario: str, seeds: tuple[int, ...], budget: int) -> Path:
+    """The calibration search over the card's TPPs on training ``seeds``; writes
+    ``bench/results/knowledge_search_<scenario>.json`` (the calibration's run format)."""
+    import tempfile
+
+    from agent.cohort.seeds import TRAINING_SEEDS
+    from bench.calibration import run_seed
+
+    foreign = [s for s in seeds if s not in TRAINING_SEEDS]
+    if foreign:
+        raise SystemExit(f"seeds {foreign} are not training seeds (1000-1049)")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="rtplan-knowledge-") as tmp:
+        template_path = card_tpp_template(scenario, Path(tmp))
+        for seed in seeds:
+            run = run_seed(str(template_path), seed, budget)
+            runs.append(run | {"template": scenario})
+            console.print(
+                f"{scenario} seed {seed}: {run['initial_score']:.2f} -> {run['best_score']:.2f}, "
+                f"{run['evaluations']} optimizations, {run['wall_s']:.0f} s"
+            )
+    return write_results(
+        f"knowledge_search_{scenario}",
+        {
+            "seeds": list(seeds),
+            "budget": budget,
+            "benchmark_set": stamp(),
+            "note": "bench.tpp_search.search over the card's TPPs only (other ranges removed)",
+            "runs": {scenario: runs},
+        },
+    )
+
+
+def make_prior(scenario: str, results: Path | None = None) -> Path:
+    """The calibration-search card of ``scenario`` from the runs in ``results`` (default:
+    :func:`search_training`'s file)."""
     from pydantic import TypeAdapter
 
     from agent.cohort.seeds import TRAINING_SEEDS
@@ -71,6 +125,7 @@ def make_prior(scenario: str, results: Path = CALIBRATION_RESULTS) -> Path:
     from esapi_bridge.dto import Objective
     from mock_tps.phantoms import make_case
 
+    results = results or RESULTS_DIR / f"knowledge_search_{scenario}.json"
     data = json.loads(results.read_text(encoding="utf-8"))
     runs = data["runs"].get(scenario, [])
     foreign = [r["seed"] for r in runs if r["seed"] not in TRAINING_SEEDS]
@@ -114,6 +169,7 @@ def extract(scenario: str, episodes: Path | None = None) -> Path:
 
 def _factories(scenario: str) -> dict[str, Callable[[], Policy]]:
     """The compared policies of ``scenario`` that can be built here (name -> factory)."""
+    from agent.cli.cohort import MockCases
     from agent.policies.knowledge import (
         KnowledgePolicy,
         installed_card_path,
@@ -134,34 +190,38 @@ def _factories(scenario: str) -> dict[str, Callable[[], Policy]]:
     if base is not None:
         shuffled = shuffled_card(read_card(base), SHUFFLE_SEED)
         out["shuffled"] = lambda: KnowledgePolicy(shuffled, engine_version=engine)
-    try:
-        make_policy("drl")
-        out["drl"] = lambda: make_policy("drl")
-    except Exception as exc:
-        logger.info(f"drl policy not compared: {exc}")
+    from agent.policies.drl.files import shipped_policy
+
+    if shipped_policy(scenario).is_file():
+        out["drl"] = lambda: make_policy("drl", **MockCases().policy_options("drl"))
+    else:
+        logger.warning(f"drl policy not compared: no trained policy at {shipped_policy(scenario)}")
     return out
 
 
 def run_cases(
     scenario: str, seeds: tuple[int, ...], max_iterations: int, names: list[str] | None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Rows per policy of ``scenario`` on ``seeds`` (bench.agent_cohort's rows)."""
-    from bench.agent_cohort import run_case
+    """Rows per policy of ``scenario`` on ``seeds`` (the cohort runner's results, planned in
+    this process one after the other)."""
+    from agent.cli.cohort import MockCases, result_line
+    from agent.cohort.case import run_case
+    from agent.cohort.models import CohortJob
 
     factories = _factories(scenario)
     chosen = [n for n in (names or list(factories)) if n in factories]
     rows: dict[str, list[dict[str, Any]]] = {}
+    cases = MockCases()
     for name in chosen:
         register_policy(f"bench-{name}", lambda f=factories[name], **_: f())
         rows[name] = []
         for seed in seeds:
-            row = run_case(scenario, seed, max_iterations, f"bench-{name}")
-            rows[name].append(row)
-            status = row.get("error") or (
-                f"{row['initial_score']:.2f} -> {row['final_score']:.2f}, "
-                f"{row['iterations']} it, {row['stop_reason']}"
+            job = CohortJob(
+                scenario=scenario, seed=seed, policy=f"bench-{name}", max_iterations=max_iterations
             )
-            console.print(f"{scenario} {name} seed {seed}: {status}")
+            result = run_case(job, cases)
+            rows[name].append(result.model_dump(exclude={"curve", "worker"}) | {"policy": name})
+            console.print(result_line(result), highlight=False)
     return rows
 
 
@@ -180,8 +240,8 @@ def paired_test(a: list[float], b: list[float]) -> dict[str, Any]:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean final score, fraction at the maximum, mean iterations of one policy's rows."""
-    ok = [r for r in rows if "error" not in r]
-    at_max = [r for r in ok if r["final_score"] >= r["max_score"] - 5e-3]
+    ok = [r for r in rows if r["error"] is None]
+    at_max = [r for r in ok if r["max_reached"]]
     return {
         "cases": len(rows),
         "errors": len(rows) - len(ok),
@@ -207,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
                 pairs = [
                     (k["iterations"], r["iterations"])
                     for k, r in zip(rows[name], rows["rule"], strict=True)
-                    if "error" not in k and "error" not in r
+                    if k["error"] is None and r["error"] is None
                 ]
                 tests[name] = paired_test([p[0] for p in pairs], [p[1] for p in pairs])
         fraction, iterations = TARGETS[scenario]
@@ -266,9 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     ext = sub.add_parser("extract", help="the DRL card from the episodes (installed)")
     ext.add_argument("--scenario", required=True, choices=SCENARIOS)
     ext.add_argument("--episodes", type=Path, default=None, help="episode JSONL file")
+    sea = sub.add_parser("search", help="the calibration search over the card's TPPs")
+    sea.add_argument("--scenario", required=True, choices=SCENARIOS)
+    sea.add_argument("--seeds", default=f"{PRIOR_SEEDS[0]}-{PRIOR_SEEDS[-1]}")
+    sea.add_argument("--budget", type=int, default=60)
     pri = sub.add_parser("prior", help="the calibration-search card (non-DRL prior)")
     pri.add_argument("--scenario", required=True, choices=SCENARIOS)
-    pri.add_argument("--results", type=Path, default=CALIBRATION_RESULTS)
+    pri.add_argument("--results", type=Path, default=None, help="search or calibration results")
     run = sub.add_parser("run", help="evaluation and ablations")
     run.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     run.add_argument("--seeds", default=f"{EVALUATION_SEEDS[0]}-{EVALUATION_SEEDS[-1]}")
@@ -280,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level="WARNING")
     if args.command == "extract":
         console.print(f"wrote {extract(args.scenario, args.episodes)}")
+        return 0
+    if args.command == "search":
+        path = search_training(args.scenario, parse_seeds(args.seeds), args.budget)
+        console.print(f"wrote {path}")
         return 0
     if args.command == "prior":
         console.print(f"wrote {make_prior(args.scenario, args.results)}")
