@@ -244,3 +244,18 @@ def test_every_installed_card_matches_its_template_and_the_engine() -> None:
         assert path.stem == card.scenario
         check_card(card, load_template(card.template), ENGINE_VERSION)
         assert card.provenance.successful >= 1
+
+
+@pytest.mark.parametrize("scenario", ["prostate-basic", "liver"])
+def test_the_prior_search_moves_only_the_cards_tpps(scenario: str, tmp_path: Path) -> None:
+    from bench.knowledge import card_tpp_template
+    from bench.tpp_search import tpp_dims
+
+    original = load_template(scenario)
+    restricted = load_template(card_tpp_template(scenario, tmp_path))
+    identity = {s.id: s.id for s in restricted.structures}
+    dims = tpp_dims(restricted.initial_objectives(identity), restricted.tpp_ranges_for(identity))
+    assert {(d.index, d.field) for d in dims} == {
+        (t.objective_index, t.parameter) for t in tpps_of(original)
+    }
+    assert restricted.goals == original.goals and restricted.score == original.score
