@@ -25,7 +25,7 @@ from agent.session.records import (
     SessionConfig,
     SessionSummary,
 )
-from agent.session.stopping import better
+from agent.session.stopping import better, plan_quality
 
 
 def scenario_case(scenario: str) -> tuple[str, str]:
@@ -57,7 +57,11 @@ def build_policy(job: CohortJob, factory: CaseFactory) -> tuple[Any, dict[str, A
 
 
 def best_so_far(records: Sequence[IterationRecord]) -> list[CurvePoint]:
-    """Best score so far against inner optimizations (trials counted one each, in order)."""
+    """Best score so far against inner optimizations (trials counted one each, in order).
+
+    The score is :func:`agent.session.stopping.plan_quality`: the template's score, else its
+    priority-weighted goal status points (trials of such templates carry no score: skipped).
+    """
     points: list[CurvePoint] = []
     used, best = 0, float("-inf")
     for record in records:
@@ -69,8 +73,8 @@ def best_so_far(records: Sequence[IterationRecord]) -> list[CurvePoint]:
                 best = max(best, trial.score)
                 points.append(CurvePoint(inner_optimizations=used, best_score=best))
         used += record.inner_optimizations - sum(1 for t in record.trials if t.score is not None)
-        if record.score is not None:
-            best = max(best, record.score)
+        if record.evaluation is not None:
+            best = max(best, plan_quality(record.evaluation))
             points.append(CurvePoint(inner_optimizations=used, best_score=best))
     return points
 
