@@ -147,10 +147,9 @@ class RayExecutor:
             return lambda: None
         address = self.address or "auto"
         probe_address(address)
-        options: dict[str, Any] = {
-            "runtime_env": {"env_vars": thread_env(threads)},
-            "log_to_driver": False,
-        }
+        options: dict[str, Any] = {"runtime_env": {"env_vars": thread_env(threads)}}
+        if not address.startswith("ray://"):  # Ray Client forwards only ray.init's own
+            options["log_to_driver"] = False
         if address == "local":
             options.update(num_cpus=self.workers, include_dashboard=False)
         else:
@@ -178,7 +177,10 @@ class RayExecutor:
                     yield ray.get(ref)
             finally:
                 for ref in refs:
-                    ray.cancel(ref)
+                    try:
+                        ray.cancel(ref)
+                    except Exception:  # finished already, or the connection is gone
+                        continue
         finally:
             disconnect()
 
