@@ -33,6 +33,18 @@ class FakeCases:
         return {}
 
 
+@dataclass(frozen=True)
+class DriverEngineDiffers(FakeCases):
+    """The driver (process ``driver_pid``) sees engine ``driver_engine``; workers ``engine``."""
+
+    driver_pid: int = 0
+    driver_engine: str = "fake-ramps-2"
+
+    def engine_version(self) -> str:
+        """``driver_engine`` in the driver, ``engine`` elsewhere."""
+        return self.driver_engine if os.getpid() == self.driver_pid else self.engine
+
+
 class InlineExecutor:
     """Runs every job in this process, one after the other (tests that need no pool)."""
 

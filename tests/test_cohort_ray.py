@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cohort_fakes import FakeCases
+from cohort_fakes import DriverEngineDiffers, FakeCases
 
 from agent.cohort import CohortError, CohortSpec, LocalExecutor, RayExecutor, run_cohort
 from agent.cohort.executors import probe_address
@@ -63,16 +63,10 @@ def test_ray_cohort_matches_the_local_pool(ray_instance: None) -> None:
 
 
 def test_ray_worker_of_another_engine_is_refused(ray_instance: None) -> None:
-    class OtherDriver(FakeCases):
-        def engine_version(self) -> str:  # the driver's view differs from the workers'
-            return "fake-ramps-2" if os.getpid() == DRIVER_PID else self.engine
-
     spec = SPEC.model_copy(update={"policies": ["rule"]})
+    factory = DriverEngineDiffers(driver_pid=os.getpid())
     with pytest.raises(CohortError, match="dose engine fake-ramps-1, the driver fake-ramps-2"):
-        run_cohort(spec, OtherDriver(), RayExecutor())
-
-
-DRIVER_PID = os.getpid()
+        run_cohort(spec, factory, RayExecutor())
 
 
 @pytest.mark.parametrize("scheme", ["ray://", ""])
