@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeTpsSession
-from template_fixtures import frozen_prostate_template
+from template_fixtures import DATA_DIR, frozen_prostate_template
 
 from agent.policies import make_policy
 from agent.policies.bo import BayesianPolicy, BoSettings, TppSpace, bo_objective, pqm_score
@@ -161,3 +161,36 @@ def test_pqm_score_weights_goals_by_priority() -> None:
     )
     assert pqm_score(all_met) == pytest.approx(1.0, abs=1e-12)
     assert bo_objective(ev.model_copy(update={"score": None})) == pytest.approx(score)
+
+
+def test_resumed_bo_rebuilds_its_study_from_the_journal(tmp_path: Path) -> None:
+    from agent.session.resume import resume_session
+
+    policy = BayesianPolicy(budget=6, seed=1, n_startup_trials=2)
+    config = SessionConfig(
+        template="prostate-basic", scenario="fake", seed=0, policy="bo", **policy.session_settings
+    )
+    loop = PlanningLoop(
+        FakeTpsSession(faults={4: KeyboardInterrupt()}), TEMPLATE, policy, config,
+        tmp_path / "s", save_snapshots=False,
+    )  # fmt: skip
+    assert loop.run().stop_reason.value == "interrupted"
+    done = read_journal(tmp_path / "s").iterations
+    resumed: list[BayesianPolicy] = []
+
+    def policy_for(log, session_dir):  # type: ignore[no-untyped-def]
+        assert log.header.policy is not None
+        resumed.append(BayesianPolicy(BoSettings.model_validate(log.header.policy.settings)))
+        return resumed[0]
+
+    summary = resume_session(
+        tmp_path / "s", lambda cfg: FakeTpsSession(), policy_for=policy_for,
+        template_file=DATA_DIR / "prostate-basic-frozen.yaml",
+    )  # fmt: skip
+    assert summary.stop_reason.value != "error", summary.message
+    study = resumed[0].study
+    assert study is not None
+    values = [t.value for t in study.trials if t.value is not None]
+    # every journaled plan before the interrupt is a told trial of the rebuilt study
+    assert len(values) >= len(done)
+    assert values[: len(done)] == pytest.approx([bo_objective(r.evaluation) for r in done])

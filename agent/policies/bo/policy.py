@@ -6,7 +6,8 @@ change (guarded, journaled before it reaches the TPS). The score of the plan the
 reports back is told to the study (:func:`agent.policies.bo.score.bo_objective`). A fair
 chance needs a session without the stall stop and the per-iteration step bounds:
 :func:`bo_session_settings` gives those settings, and the policy refuses to go on when a
-trial was clipped (its point would not be the one it asked for).
+trial was clipped (its point would not be the one it asked for). On a resume the study is
+rebuilt from the journaled trials (the sampler's random state starts anew).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import Field
 from agent.policies.base import PolicyContext, PolicyError
 from agent.policies.bo.score import bo_objective
 from agent.policies.bo.space import TppSpace
-from agent.session.records import Proposal, VerdictStatus
+from agent.session.records import REVERT_POLICY, TEMPLATE_POLICY, Proposal, VerdictStatus
 from rtplan_common.models import FrozenModel
 
 #: Default budget of trials (inner optimizations after the template plan).
@@ -110,7 +111,9 @@ class BayesianPolicy:
         if self.study is not None:
             return self.study
         ranges = context.template.tpp_ranges_for(context.structure_map, context.prescription_gy)
-        self.space = space = TppSpace.build(context.objectives, ranges)
+        # the template plan's objectives (iteration 0) span the space, also on a resume
+        base = context.history[0].applied_objectives if context.history else context.objectives
+        self.space = space = TppSpace.build(base, ranges)
         if not space.dims:
             raise PolicyError(
                 f"template {context.template.name!r} gives no TPP ranges to search: the bo "
@@ -126,13 +129,22 @@ class BayesianPolicy:
                 multivariate=self.settings.multivariate,
             )
         self.study = study = optuna.create_study(direction="maximize", sampler=sampler)
-        start = space.point(context.objectives)
-        if self.settings.warm_start and start is not None:
+        for record in context.history or ():
+            # the template plan (warm start) and, on a resume, the trials recorded before
+            if record.proposal.policy == TEMPLATE_POLICY and not self.settings.warm_start:
+                continue
+            point = space.point(record.applied_objectives)
+            if (
+                point is None
+                or record.evaluation is None
+                or record.proposal.policy == REVERT_POLICY
+            ):
+                continue
             study.add_trial(
                 create_trial(
-                    params=start,
+                    params=point,
                     distributions=dict(self.distributions),
-                    value=bo_objective(context.evaluation),
+                    value=bo_objective(record.evaluation),
                 )
             )
         return study
