@@ -92,7 +92,7 @@ def test_plan_dicom_from_the_cli_leaves_no_identifier(tmp_path: Path) -> None:
         for word in forbidden:
             assert word not in text, (path.name, word)
     for word in forbidden:
-        assert word not in result.stdout
+        assert word not in result.output and word not in result.stderr
     replay = runner.invoke(cli.app, ["replay", str(out), "--out", str(tmp_path / "replay")])
     assert replay.exit_code != 0
     assert "plan it again with --dicom DIR --template NAME" in replay.output
