@@ -106,7 +106,7 @@ def test_a_missing_slice_is_refused_naming_its_position(tmp_path: Path) -> None:
     _small(tmp_path / "gap", Ids(), drop_slices=(4,))
     msg = _refused(tmp_path / "gap")
     assert "missing CT slice: a gap of 6.00 mm between z = -1.50 and z = 4.50 mm" in msg
-    assert "(slice spacing 3.00 mm)" in msg
+    assert "(slice spacing 3.00 mm: 1 slice(s) missing there)" in msg
 
 
 def test_another_frame_of_reference_is_refused(tmp_path: Path) -> None:

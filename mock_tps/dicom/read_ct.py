@@ -134,9 +134,11 @@ def _sorted_positions(slices: list[Dataset]) -> tuple[list[Dataset], NDArray[np.
     nominal = float(np.median(steps))
     for k, step in enumerate(steps):
         if step > GAP_FACTOR * nominal:
+            missing = max(1, round(step / nominal) - 1)
             raise InvalidInput(
                 f"missing CT slice: a gap of {step:.2f} mm between z = {along[k]:.2f} and "
-                f"z = {along[k + 1]:.2f} mm (slice spacing {nominal:.2f} mm); {_FIX}"
+                f"z = {along[k + 1]:.2f} mm (slice spacing {nominal:.2f} mm: {missing} "
+                f"slice(s) missing there); {_FIX}"
             )
     worst = float(np.max(np.abs(steps - nominal)))
     if worst > max(0.01, SPACING_TOLERANCE * nominal):
