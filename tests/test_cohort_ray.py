@@ -13,7 +13,7 @@ import pytest
 from cohort_fakes import DriverEngineDiffers, FakeCases
 
 from agent.cohort import CohortError, CohortSpec, LocalExecutor, RayExecutor, run_cohort
-from agent.cohort.executors import probe_address
+from agent.cohort.executors import probe_address, start_local_ray
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
@@ -26,15 +26,13 @@ SPEC = CohortSpec(
 
 @pytest.fixture(scope="session")
 def ray_instance() -> Iterator[None]:
-    """One small Ray instance on loopback for the whole test session."""
+    """One small Ray instance on loopback (127.0.0.1) for the whole test session."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     # the workers import the test helpers (cohort_fakes) like the driver does
     path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, path) if p)
-    ray.init(
-        address="local",
+    start_local_ray(
         num_cpus=2,
-        include_dashboard=False,
         object_store_memory=80 * 1024 * 1024,
         log_to_driver=False,
         configure_logging=False,
@@ -57,6 +55,7 @@ def test_ray_cohort_matches_the_local_pool(ray_instance: None) -> None:
     remote = run_cohort(SPEC, FakeCases(), RayExecutor())
     assert remote.executor == "ray"
     assert [r.outcome() for r in remote.results] == [r.outcome() for r in local.results]
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # loopback only
     for r in remote.results:
         assert r.error is None, r.error
         assert r.worker is not None and r.worker.threads["OMP_NUM_THREADS"] == "1"

@@ -118,6 +118,28 @@ def probe_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         ) from None
 
 
+def start_local_ray(num_cpus: int, object_store_memory: int | None = None, **options: Any) -> None:
+    """Start a new Ray instance on this machine, bound to loopback (127.0.0.1) only.
+
+    Ray binds a new node to the machine's network address unless told it is a single-machine
+    setup; its ``ENABLE_RAY_CLUSTER`` switch (private, read when the node starts) does that.
+    """
+    import ray
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    if object_store_memory is not None:
+        options["object_store_memory"] = object_store_memory
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        **options,
+    )
+
+
 class RayExecutor:
     """Jobs as Ray tasks (one CPU each) on a cluster; results come back to the driver.
 
@@ -150,12 +172,11 @@ class RayExecutor:
         options: dict[str, Any] = {"runtime_env": {"env_vars": thread_env(threads)}}
         if not address.startswith("ray://"):  # Ray Client forwards only ray.init's own
             options["log_to_driver"] = False
-        if address == "local":
-            options.update(num_cpus=self.workers, include_dashboard=False)
-        else:
-            options["address"] = address
         try:
-            ray.init(**options)
+            if address == "local":
+                start_local_ray(self.workers, **options)
+            else:
+                ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as exc:
             raise CohortError(f"Ray at {address!r} could not be joined: {exc}") from None
         return ray.shutdown
