@@ -4,6 +4,7 @@ in the planning loop, on a tiny configuration (5 mm grid, 3-step episodes, a few
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -146,3 +147,22 @@ def test_policy_drl_refuses_a_tampered_file_with_a_clear_message(
     assert summary.stop_reason.value == "error" and summary.restored_original
     assert "PolicyError: refusing to load" in summary.message and "sha256" in summary.message
     assert summary.iterations == 0
+
+
+def test_rtplan_plan_policy_drl_runs_the_shipped_policy(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import agent.cli.main as cli
+
+    out = tmp_path / "session"
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "plan", "--scenario", "prostate-basic", "--seed", "3", "--spacing-mm", "5",
+            "--policy", "drl", "--max-iterations", "2", "--out", str(out), "--no-report",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["config"]["policy"] == "drl"
+    assert 1 <= summary["iterations"] <= 2
