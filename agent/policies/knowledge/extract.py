@@ -227,7 +227,8 @@ def card_from_episodes(
         seeds=tuple(e.seed for e in mine),
         episodes=len(mine),
         engine_version=engine_version,
-        note="final TPP values of the successful training episodes; actions from all of them",
+        note="final TPP values of the successful training episodes, helpful actions from "
+        "every training episode in the file",
         commit=commit,
     )
     finals = [e.final_tpp_values for e in good]

@@ -29,7 +29,7 @@ def card_text(card: KnowledgeCard, prescription_gy: float | None = None) -> str:
     lines = [
         f"Knowledge card of {card.scenario} (template {card.template}), learnt on the "
         f"simulated TPS (dose engine {card.engine_version}) from {p.successful} successful "
-        f"plans out of {p.episodes} ({p.source}; case seeds {_seeds(p.seeds)}).",
+        f"plans ({p.episodes} plans in the source: {p.source}; case seeds {_seeds(p.seeds)}).",
         "TPP names: <structure>.<operator>[<rank among that structure's objectives of that "
         "operator>].<parameter>; NTO = normal tissue objective.",
         "",
