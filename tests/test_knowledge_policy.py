@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_fakes import FakeTps, install_fake_tps
 from fake_llm import FakeLlmServer, planner
 from fake_llm_planner import decide
 from fakes import FakeTpsSession
 from typer.testing import CliRunner
 
-import agent.cli.backends as backends
 import agent.cli.main as cli
 import agent.policies.knowledge.card as card_module
 from agent.policies import RuleSettings, make_policy
@@ -211,24 +211,14 @@ def test_the_rule_policy_is_unchanged_bit_for_bit(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fake_tps(monkeypatch: pytest.MonkeyPatch) -> list[FakeTpsSession]:
-    opened: list[FakeTpsSession] = []
-
-    def factory(cache_dir: Path | None = None, tg119_path: Path | None = None, **_: object):  # type: ignore[no-untyped-def]
-        def open_session(config: SessionConfig) -> FakeTpsSession:
-            opened.append(FakeTpsSession())
-            return opened[-1]
-
-        return open_session
-
-    monkeypatch.setattr(backends, "mock_session_factory", factory)
-    return opened
+def fake_tps(monkeypatch: pytest.MonkeyPatch) -> FakeTps:
+    return install_fake_tps(monkeypatch)
 
 
 def test_llm_knowledge_puts_the_installed_card_into_the_prompt(
     card: KnowledgeCard,
     tmp_path: Path,
-    fake_tps: list[FakeTpsSession],
+    fake_tps: FakeTps,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Only that the card reaches the model: the guided LLM's planning quality is not measured
@@ -251,7 +241,7 @@ def test_llm_knowledge_puts_the_installed_card_into_the_prompt(
 
 
 def test_knowledge_flags_are_refused_before_anything_starts(
-    tmp_path: Path, fake_tps: list[FakeTpsSession], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_tps: FakeTps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-knowledge")
     monkeypatch.setattr(card_module, "installed_card_path", lambda s: tmp_path / f"{s}.json")
@@ -265,13 +255,13 @@ def test_knowledge_flags_are_refused_before_anything_starts(
         cli.app, [*base, "--knowledge", "--knowledge-card", str(tmp_path / "card.txt")]
     )
     assert both.exit_code != 0 and "--knowledge-card FILE" in " ".join(both.output.split())
-    assert fake_tps == [] and not (tmp_path / "s").exists()
+    assert fake_tps.opened == [] and not (tmp_path / "s").exists()
 
 
 def test_policy_knowledge_through_the_cli(
     card: KnowledgeCard,
     tmp_path: Path,
-    fake_tps: list[FakeTpsSession],
+    fake_tps: FakeTps,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(card_module, "installed_card_path", lambda s: tmp_path / f"{s}.json")
