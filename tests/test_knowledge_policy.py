@@ -1,6 +1,6 @@
 """The knowledge-guided policies (#14 item 4): ``--policy knowledge`` starts at the card's
 medians within the guardrails' steps and keeps the rule's later moves within the card's
-bounds; a mismatched card is refused; ``--policy rule`` is unchanged bit for bit; and
+bounds; a mismatched card is refused; ``--policy rule`` is unchanged (the same objectives as before, iteration by iteration); and
 ``--policy llm --knowledge`` puts the installed card into the prompt (its planning quality is
 not measured: there is no LLM here)."""
 
@@ -177,9 +177,11 @@ def test_without_arguments_it_loads_the_installed_card_of_the_site(
     assert records[1].proposal.rationale.startswith("knowledge start:")
 
 
-def test_the_rule_policy_is_unchanged_bit_for_bit(tmp_path: Path) -> None:
-    """The rule policy's objectives and scores on two cases equal those recorded at commit
-    d51c3ae (before the knowledge policy): exact equality, no tolerance."""
+def test_the_rule_policy_is_unchanged(tmp_path: Path) -> None:
+    """The rule policy's proposals on two cases equal those recorded at commit d51c3ae (before
+    the knowledge policy): the applied objectives exactly, iteration by iteration; the scores to
+    1e-6 (the optimizer's floating-point sums depend on the BLAS threads of the process: the
+    template plan's liver score moved by 3e-10 inside the full suite)."""
     from mock_tps.factory import open_mock_session
 
     reference = json.loads(REFERENCE.read_text())["cases"]
@@ -196,18 +198,18 @@ def test_the_rule_policy_is_unchanged_bit_for_bit(tmp_path: Path) -> None:
             case_label=f"{case['scenario']}/seed{case['seed']}", on_iteration=records.append,
         )  # fmt: skip
         summary = loop.run()
-        assert summary.iterations == case["iterations"]
-        assert summary.stop_reason.value == case["stop_reason"]
-        got = [
-            {
-                "iteration": r.iteration,
-                "policy": r.proposal.policy,
-                "score": None if r.evaluation is None else r.evaluation.score,
-                "objectives": [o.model_dump(mode="json") for o in r.applied_objectives],
-            }
-            for r in records
-        ]
-        assert got == case["per_iteration"], f"{case['scenario']} seed {case['seed']}"
+        label = f"{case['scenario']} seed {case['seed']}"
+        assert summary.iterations == case["iterations"], label
+        assert summary.stop_reason.value == case["stop_reason"], label
+        want = case["per_iteration"]
+        assert [(r.iteration, r.proposal.policy) for r in records] == [
+            (w["iteration"], w["policy"]) for w in want
+        ], label
+        for r, w in zip(records, want, strict=True):
+            objectives = [o.model_dump(mode="json") for o in r.applied_objectives]
+            assert objectives == w["objectives"], f"{label} iteration {r.iteration}"
+            score = None if r.evaluation is None else r.evaluation.score
+            assert score == pytest.approx(w["score"], abs=1e-6), f"{label} iteration {r.iteration}"
 
 
 @pytest.fixture
