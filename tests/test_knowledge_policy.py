@@ -1,8 +1,8 @@
 """The knowledge-guided policies (#14 item 4): ``--policy knowledge`` starts at the card's
 medians within the guardrails' steps and keeps the rule's later moves within the card's
-bounds; a mismatched card is refused; ``--policy rule`` is unchanged (the same objectives as before, iteration by iteration); and
-``--policy llm --knowledge`` puts the installed card into the prompt (its planning quality is
-not measured: there is no LLM here)."""
+bounds; a mismatched card is refused; ``--policy rule`` is unchanged (the same objectives as
+before, iteration by iteration); and ``--policy llm --knowledge`` puts the installed card into
+the prompt (its planning quality is not measured: there is no LLM here)."""
 
 from __future__ import annotations
 
