@@ -5,9 +5,9 @@ TPS backend).
 Training sessions run on the planning grid (the scenario's own, 3 mm for prostate) with a
 smaller voxel sample for the optimizer (:class:`TrainingSessionFactory`: at most 500 voxels per
 organ) and a few warm-started optimizer iterations per step. A coarser grid is faster but
-changes the plans it scores: on prostate-basic the template plan scores 0.9-1.7 points more on
-a 5 mm or 4 mm grid than on 3 mm (seeds 0-3), while the 500-voxel sample on 3 mm gives the
-full-grid scores within 0.02 (``python -m bench.drl_train --grid-check``). The policy is
+changes the plans it scores: on prostate-basic the template plan scores 0.9-3.3 points more on
+a 5 mm or 4 mm grid than on 3 mm, while the 500-voxel sample on 3 mm gives the full-grid scores
+within 0.07 (``python -m bench.drl_train``, its grid check). The policy is
 evaluated on the full grid in the planning loop (``rtplan plan --policy drl``,
 ``python -m bench.drl_eval``).
 """
