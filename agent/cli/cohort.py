@@ -148,7 +148,9 @@ def run(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
-    max_iterations: Annotated[int, typer.Option(min=0, max=1000)] = 20,
+    max_iterations: Annotated[
+        int, typer.Option(min=0, max=1000, help="Iteration limit of every policy but bo.")
+    ] = 20,
     bo_budget: Annotated[
         int, typer.Option(min=1, max=1000, help="BO trials (inner optimizations) per case.")
     ] = 100,
