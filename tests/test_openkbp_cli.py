@@ -18,6 +18,7 @@ from agent.cli.case_source import SourceKind, choose_case
 from agent.cli.errors import CliError
 from agent.report import build_report
 from agent.templates import load_template, match_structures
+from esapi_bridge.dto import DvhCurve
 from mock_tps.openkbp import load_openkbp
 
 PATIENT = Path(__file__).resolve().parent / "data" / "openkbp" / "pt_1"
@@ -117,8 +118,14 @@ def test_plan_openkbp_from_the_cli(tmp_path: Path) -> None:
         [_outside_pct("SpinalCord")] * 2
     )  # pt_1's cord lies partly outside OpenKBP's dose region
     assert "clinical plan rescaled" in result.stderr + result.stdout
+    curves = ref["clinical_dvhs"]  # the rescaled clinical DVHs for the report's overlay
+    assert {"PTV70", "SpinalCord", "LeftParotid"} <= set(curves)
+    ptv70 = DvhCurve.model_validate(curves["PTV70"])
+    # rescaled to the agent's PTV70 D95 (tolerance: one 0.1 Gy bin of the kept curve)
+    assert ptv70.dose_at_volume_pct(95.0) == pytest.approx(ref["agent_ptv70_d95_gy"], abs=0.1)
     html = build_report(out).read_text()  # the clinical plan beside the agent's in the report
     assert 'id="clinical-reference"' in html and "from a clinical TPS" in html
+    assert "clinical plan, rescaled, dotted" in html
     assert html.count('<tr data-goal="') == len(final["goals"])  # one row per evaluated goal
     assert html.count('<tr class="criterion-row">') == len(ref["criteria"])  # one per criterion
     for path in out.rglob("*"):

@@ -30,6 +30,10 @@ from mock_tps.openkbp import ORGANS, TARGET_LEVELS_GY, load_openkbp
 from mock_tps.openkbp_metrics import BETTER, TIE_GY, openkbp_metrics
 from mock_tps.session import MockTpsSession
 
+#: Bin of the clinical DVHs kept in ``summary.json`` for the report's overlay (0.1 Gy: the
+#: coarsest :func:`~mock_tps.dvh.dvh_from_doses` allows; about 800 points per curve at 70 Gy).
+DVH_BIN_GY = 0.1
+
 
 def _evaluate_dose(
     case: Case, dose: NDArray[np.float32], template: SiteTemplate, structure_map: Mapping[str, str]
@@ -89,7 +93,12 @@ def clinical_reference(
         return openkbp_metrics(inside, masks, targets, vox_mm3)
 
     fluence = session.last_fluence_result
+    vol = case.grid.voxel_volume_cm3
     return ClinicalReference(
+        clinical_dvhs={
+            pid: dvh_from_doses(pid, rescaled[case.mask(pid)], vol, bin_width_gy=DVH_BIN_GY)
+            for pid in needed_structures(template, structure_map)
+        },
         rescaled_label=(
             f"clinical plan rescaled to the agent's PTV70 D95 = {agent_d95:.2f} Gy "
             f"(x {factor:.4f}; as delivered {clinical_d95:.2f} Gy)"

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from agent.evaluation.evaluator import Evaluation
+from esapi_bridge.dto import DvhCurve
 from rtplan_common.models import FrozenModel
 
 Verdict = Literal["agent", "clinical", "tie"]
@@ -74,6 +75,8 @@ class ClinicalReference(FrozenModel):
     ct_max_hu: float | None = None
     clinical_mu_proxy: float | None = None
     modulation_note: str = MODULATION_NOTE
+    # the rescaled clinical plan's DVHs (plan structure ids), drawn over the agent's in the report
+    clinical_dvhs: dict[str, DvhCurve] = Field(default_factory=dict)
 
 
 def verdict(

@@ -171,6 +171,7 @@ def _write_report(data: ReportData, out: Path) -> None:
         figures["progress"] = plot_progress(
             iters, _margins(data.log), colours, out / "progress.png", best_iteration=best
         )
+    clinical = data.summary.clinical_reference if data.summary else None
     if data.initial_snapshot or data.final_snapshot:
         figures["dvh"] = plot_dvh(
             data.initial_snapshot,
@@ -179,6 +180,7 @@ def _write_report(data: ReportData, out: Path) -> None:
             data.prescription_gy,
             out / "dvh.png",
             goals=goals,
+            reference=clinical.clinical_dvhs if clinical else None,
         )
     snaps = [s for s in (data.initial_snapshot, data.final_snapshot) if s is not None]
     slices_png = plot_slices(snaps, colours, data.prescription_gy, out / "dose_slices.png")

@@ -266,11 +266,13 @@ def plot_dvh(
     prescription_gy: float,
     path: Path,
     goals: Sequence[Mapping[str, Any]] = (),
+    reference: Mapping[str, DvhCurve] | None = None,
 ) -> Path:
     """Cumulative DVHs of every structure: initial dashed, final solid; DVH goals as markers.
 
     ``goals`` are goal rows (``plan_structure_id``, ``metric``, ``comparator``, ``limit``,
-    ``unit``), see :func:`goal_markers`.
+    ``unit``), see :func:`goal_markers`. ``reference`` (the rescaled clinical plan's DVHs of a
+    real patient) is drawn dotted over the structures the plan shows.
     """
     fig = Figure(figsize=(11.0, 6.2))
     ax = fig.subplots()
@@ -287,6 +289,10 @@ def plot_dvh(
                 curve.dose_gy, curve.volume_pct, ls=style, lw=lw, color=colours.get(sid, "#333")
             )
             d_max = max(d_max, curve.max_dose_gy)
+    shown_reference = {sid: c for sid, c in (reference or {}).items() if sid in order}
+    for sid, curve in shown_reference.items():
+        ax.plot(curve.dose_gy, curve.volume_pct, ls=":", lw=1.6, color=colours.get(sid, "#333"))
+        d_max = max(d_max, curve.max_dose_gy)
     curves = {**(initial.dvhs if initial else {}), **(final.dvhs if final else {})}
     markers = goal_markers(goals, curves, prescription_gy)
     for sid, dose_gy, vol, marker in markers:
@@ -314,6 +320,10 @@ def plot_dvh(
         Line2D([], [], color="black", ls="--", lw=1.3, label="initial (iteration 0)"),
         Line2D([], [], color="black", ls="-", lw=1.9, label="final"),
     ]
+    if shown_reference:
+        handles.append(
+            Line2D([], [], color="black", ls=":", lw=1.6, label="clinical plan (rescaled)")
+        )
     if markers:
         handles.append(
             Line2D(
@@ -331,7 +341,8 @@ def plot_dvh(
         handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False
     )
     ax.set_title(
-        "Cumulative DVH — initial (dashed) vs final (solid)",
+        "Cumulative DVH — initial (dashed) vs final (solid)"
+        + (", clinical plan (dotted)" if shown_reference else ""),
         loc="left",
         fontsize=11,
         fontweight="bold",
