@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ray
 from cohort_fakes import DriverEngineDiffers, FakeCases
 
 from agent.cohort import CohortError, CohortSpec, LocalExecutor, RayExecutor, run_cohort
 from agent.cohort.executors import probe_address, start_local_ray
-
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 TESTS_DIR = str(Path(__file__).parent)
 SPEC = CohortSpec(

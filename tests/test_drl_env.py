@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-pytest.importorskip("gymnasium")
-
 from gymnasium.spaces import Discrete
 from gymnasium.utils.env_checker import check_env
 

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("stable_baselines3")
-
 from agent.cli.drl import TrainingSessionFactory
 from agent.policies import Policy, make_policy
 from agent.policies.drl import DrlPolicy
