@@ -151,6 +151,25 @@ def structure_ids(folder: str | Path) -> list[str]:
     return ids if _body_roi(rois) is not None else [*ids, BODY_ID]
 
 
+def read_source(folder: str | Path) -> tuple[CtVolume, list[Roi], PlanBeams | None]:
+    """The CT, the ROIs with contours and the RT Plan's beams (if any) of a DICOM folder,
+    every reader's check applied (see :func:`load_dicom`)."""
+    found = read_folder(folder)
+    ct = read_ct(found.ct)
+    check_frame(found.rtstruct, ct.frame_of_reference_uid)
+    rois = [r for r in read_rois(found.rtstruct) if r.contours]
+    beams = (
+        None if found.rtplan is None else read_plan_beams(found.rtplan, ct.frame_of_reference_uid)
+    )
+    return ct, rois, beams
+
+
+def content_hash(folder: str | Path) -> str:
+    """The content hash :func:`load_dicom` records for ``folder`` (HU, contours, plan beams;
+    no identifier or UID)."""
+    return _content_hash(*read_source(folder))
+
+
 def _content_hash(ct: CtVolume, rois: Sequence[Roi], plan: PlanBeams | None) -> str:
     h = hashlib.sha256()
     h.update(repr((ct.hu.shape, ct.origin_mm, ct.spacing_mm)).encode())
@@ -201,13 +220,7 @@ def load_dicom(
         What the readers refuse (see their modules), a structure set in another frame of
         reference, a prescription target without voxels on the grid.
     """
-    found = read_folder(folder)
-    ct = read_ct(found.ct)
-    check_frame(found.rtstruct, ct.frame_of_reference_uid)
-    rois = [r for r in read_rois(found.rtstruct) if r.contours]
-    beams = (
-        None if found.rtplan is None else read_plan_beams(found.rtplan, ct.frame_of_reference_uid)
-    )
+    ct, rois, beams = read_source(folder)
     full = _dose_grid(ct, plan.spacing_mm)
     slab = ct.spacing_mm[2]
     hu_full = resample_hu(ct, full)

@@ -56,19 +56,9 @@ class CaseExport(FrozenModel):
 def source_content_hash(folder: str | Path) -> str:
     """The DICOM import's content hash of a folder (CT, ROIs with contours, RT Plan beams),
     as :func:`mock_tps.dicom.case_from_dicom.load_dicom` records it."""
-    from mock_tps.dicom.case_from_dicom import _content_hash
-    from mock_tps.dicom.read_ct import read_ct
-    from mock_tps.dicom.read_rtplan import read_plan_beams
-    from mock_tps.dicom.read_rtstruct import read_rois
-    from mock_tps.dicom.read_series import read_folder
+    from mock_tps.dicom.case_from_dicom import content_hash
 
-    found = read_folder(folder)
-    ct = read_ct(found.ct)
-    rois = [r for r in read_rois(found.rtstruct) if r.contours]
-    beams = (
-        None if found.rtplan is None else read_plan_beams(found.rtplan, ct.frame_of_reference_uid)
-    )
-    return _content_hash(ct, rois, beams)
+    return content_hash(folder)
 
 
 def export_plan(
