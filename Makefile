@@ -41,7 +41,9 @@ plugin: mono $(STAMP)
 # Physics (fit check, a few seconds; the fit from its own result, under a minute), speed and
 # memory per scenario, the broad columns' DVH cost, TG-119 and the lung slab against pyRadPlan
 # (its venv is made by bench/setup_peer.sh when missing; about 20 and 5 min), then calibration
-# and cohort. Each writes bench/results/<name>.json.
+# and cohort; then the DRL environment and policies, the knowledge cards against the rule policy,
+# every policy side by side with BO, and Ray against the local pool. Each
+# writes bench/results/<name>.json.
 bench: $(STAMP)
 	$(PY) -m bench.beam_check
 	$(PY) -m bench.fit_beam
@@ -51,6 +53,11 @@ bench: $(STAMP)
 	$(PY) -m bench.peer_lung
 	$(PY) -m bench.calibration
 	$(PY) -m bench.agent_cohort
+	$(PY) -m bench.drl_train
+	$(PY) -m bench.drl_eval
+	$(PY) -m bench.knowledge run
+	$(PY) -m bench.bo_vs_knowledge
+	$(PY) -m bench.ray_parity
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

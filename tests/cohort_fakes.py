@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,22 @@ class DriverEngineDiffers(FakeCases):
     def engine_version(self) -> str:
         """``driver_engine`` in the driver, ``engine`` elsewhere."""
         return self.driver_engine if os.getpid() == self.driver_pid else self.engine
+
+
+@dataclass(frozen=True)
+class SlowCases(FakeCases):
+    """Each worker writes its pid into ``pid_dir`` and then takes ``delay_s`` to open a case."""
+
+    pid_dir: str = "."
+    delay_s: float = 120.0
+
+    def open_session(self, config: SessionConfig) -> FakeTpsSession:
+        """The fake plan, after ``delay_s`` (its pid file written first)."""
+        path = os.path.join(self.pid_dir, f"{os.getpid()}.pid")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(str(os.getpid()))
+        time.sleep(self.delay_s)
+        return super().open_session(config)
 
 
 class InlineExecutor:

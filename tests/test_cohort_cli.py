@@ -62,3 +62,32 @@ def test_cohort_run_bad_input_exits_2(
     )
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_a_stop_signal_ends_the_run_with_its_exit_code_and_keeps_the_finished_cases(
+    fake_cases: None, tmp_path: Path, monkeypatch
+) -> None:
+    """SIGTERM after the first case: exit 143, the finished case kept in cases.jsonl, and
+    the message says where it is and what summarizes it."""
+    import signal
+
+    from agent.session.signals import SessionInterrupted
+
+    class StoppedAfterOne(InlineExecutor):
+        def map(self, jobs, factory, threads):  # type: ignore[no-untyped-def]
+            results = super().map(jobs, factory, threads)
+            yield next(results)
+            raise SessionInterrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(cohort, "make_executor", lambda name, **kw: StoppedAfterOne())
+    out = tmp_path / "c"
+    result = runner.invoke(
+        cli.app,
+        ["cohort", "run", "--scenario", "prostate-basic", "--policies", "rule",
+         "--seeds", "0-2", "--max-iterations", "2", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 143, result.output
+    assert "cases.jsonl" in result.output and "--from" in result.output
+    lines = (out / "cases.jsonl").read_text().splitlines()
+    assert [json.loads(line)["seed"] for line in lines] == [0]
+    assert not (out / "cohort.json").exists()

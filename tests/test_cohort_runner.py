@@ -129,3 +129,49 @@ def test_best_so_far_counts_trials_and_skips_the_revert(local_report) -> None:
         assert steps == sorted(steps) and steps[0] == 1
         scores = [p.best_score for p in r.curve]
         assert scores == sorted(scores)  # never decreases
+
+
+def test_an_interrupted_local_run_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """Ctrl-C (or a stop signal the CLI turns into one) while cases run: the running workers
+    are terminated, not left to finish their 120-s cases after the driver has gone."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from cohort_fakes import SlowCases
+
+    from agent.cohort.models import CohortJob
+
+    cases = SlowCases(pid_dir=str(tmp_path), delay_s=120.0)
+    jobs = [
+        CohortJob(scenario="prostate-basic", seed=s, policy="rule", max_iterations=1)
+        for s in (0, 1, 2)
+    ]
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def when_both_run() -> None:
+        deadline = time.monotonic() + 90.0
+        while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    watcher = threading.Thread(target=when_both_run, daemon=True)
+    try:
+        results = LocalExecutor(workers=2).map(jobs, cases, 1)
+        watcher.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            next(results)
+        stopped_s = time.monotonic() - t0
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2  # both workers had started a case; the third never did
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # terminated and reaped
+    assert stopped_s < 100.0  # well before the 120-s cases could have finished

@@ -278,3 +278,24 @@ def test_policy_knowledge_through_the_cli(
     assert log.header.policy is not None and log.header.policy.name == "knowledge"
     assert log.header.policy.settings["engine_version"] == ENGINE_VERSION
     assert log.iterations[1].proposal.rationale.startswith("knowledge start:")
+
+
+def test_a_resumed_knowledge_session_checks_its_card_against_the_engine_again(
+    tmp_path: Path,
+) -> None:
+    """``rtplan resume`` builds the policy as ``rtplan plan`` did: a knowledge session gets
+    the simulated engine's version (its card is checked against it), not a bare policy."""
+    from types import SimpleNamespace
+
+    from agent.cli.sessions import _resumed_policy
+
+    def log_of(policy: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            header=SimpleNamespace(config=SessionConfig(template="prostate-basic", policy=policy))
+        )
+
+    resumed = _resumed_policy(log_of("knowledge"), tmp_path)  # type: ignore[arg-type]
+    assert isinstance(resumed, KnowledgePolicy)
+    assert resumed.settings.engine_version == ENGINE_VERSION
+    rule = _resumed_policy(log_of("rule"), tmp_path)  # type: ignore[arg-type]
+    assert rule.name == "rule"

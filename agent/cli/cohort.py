@@ -175,6 +175,9 @@ def run(
         console.print(esc(result_line(result)), highlight=False)
         append_result(out / PARTIAL_NAME, result)
 
+    from agent.cli.output import interrupt_exit
+    from agent.session.signals import InterruptOnSignals
+
     try:
         try:
             seed_list = list(parse_seeds(seeds))
@@ -191,12 +194,19 @@ def run(
         )
         chosen = make_executor(executor, address=address, workers=workers)
         (out / PARTIAL_NAME).unlink(missing_ok=True)
-        report = run_cohort(
-            spec,
-            MockCases(),
-            chosen,
-            on_result=on_result,
-        )
+        with InterruptOnSignals():  # SIGTERM/SIGHUP like Ctrl-C: the workers stop too
+            report = run_cohort(
+                spec,
+                MockCases(),
+                chosen,
+                on_result=on_result,
+            )
+    except KeyboardInterrupt as exc:
+        raise interrupt_exit(
+            exc,
+            f"the cohort stopped; the finished cases are in {out / PARTIAL_NAME} "
+            f"(python -m bench.bo_vs_knowledge --from {out} summarizes them)",
+        ) from None
     except CohortError as exc:
         raise fail(exc) from None
     except known_errors() as exc:

@@ -57,6 +57,19 @@ def _llm_resume(log: SessionLog, session_dir: Path) -> Policy:
     return policy
 
 
+def _resumed_policy(log: SessionLog, session_dir: Path) -> Policy:
+    """The policy of a resumed session, built as ``rtplan plan`` built it: the LLM policy
+    with its recorded settings, the others with the composition root's options (the engine
+    version the knowledge policy checks its card against)."""
+    policy = log.header.config.policy
+    if policy == "llm":
+        return _llm_resume(log, session_dir)
+    from agent.cli.knowledge import policy_options
+    from agent.policies import make_policy
+
+    return make_policy(policy, **policy_options(policy))
+
+
 def _llm_replay(log: SessionLog, session_dir: Path) -> Policy:
     """An LLM session replays through the LLM policy on its recorded responses."""
     from agent.policies.llm.wiring import replaying_policy
@@ -124,7 +137,7 @@ def resume(
                     approver=approver,
                     on_iteration=cb,
                     template_file=template,
-                    policy_for=_llm_resume if config.policy == "llm" else None,
+                    policy_for=_resumed_policy,
                 ),
                 bar=not approve,
             )

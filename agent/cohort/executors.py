@@ -61,19 +61,36 @@ class LocalExecutor:
     ) -> Iterator[CaseResult]:
         """Run ``jobs`` on ``workers`` spawned processes."""
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=min(self.workers, max(1, len(jobs))),
             mp_context=context,
             initializer=_init_worker,
             initargs=(thread_env(threads),),
-        ) as pool:
-            futures = [pool.submit(work, job, factory, threads) for job in jobs]
-            try:
-                for future in futures:
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        )
+        futures = [pool.submit(work, job, factory, threads) for job in jobs]
+        try:
+            for future in futures:
+                yield future.result()
+        except BaseException:
+            # interrupted (Ctrl-C, a stop signal), a failed case, or the caller stopped
+            # reading: the running cases stop too, no worker outlives the run
+            stop_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs of ``pool`` and terminate its running workers."""
+    # no public way to reach the workers before Python 3.14's terminate_workers(); taken
+    # before the shutdown, which forgets them
+    processes: dict[int, Any] = dict(getattr(pool, "_processes", None) or {})
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes.values():
+        if process.is_alive():
+            process.terminate()
+    for process in processes.values():
+        process.join(timeout=10.0)
 
 
 def ray_available() -> bool:
