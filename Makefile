@@ -55,7 +55,7 @@ bench: $(STAMP)
 	$(PY) -m bench.agent_cohort
 	$(PY) -m bench.drl_train
 	$(PY) -m bench.drl_eval
-	$(PY) -m bench.knowledge run
+	for s in prostate-basic liver prostate-complex; do $(PY) -m bench.knowledge run --scenarios $$s --name knowledge_$$s || exit 1; done
 	$(PY) -m bench.bo_vs_knowledge
 	$(PY) -m bench.ray_parity
 

@@ -164,3 +164,22 @@ def test_rtplan_plan_policy_drl_runs_the_shipped_policy(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["policy"] == "drl"
     assert 1 <= summary["iterations"] <= 2
+
+
+def test_every_shipped_policy_matches_its_file_template_and_the_engine() -> None:
+    """Each zip in site_templates/drl has the sha256 its provenance records, and was trained
+    for the installed template (its hash) on this engine, with training seeds only."""
+    from agent.cohort.seeds import EVALUATION_SEEDS
+    from agent.policies.drl.files import SHIPPED_DIR, verified_zip
+    from agent.session.identity import template_hash
+    from agent.templates import load_template
+    from mock_tps.dose_engine import ENGINE_VERSION
+
+    shipped = sorted(SHIPPED_DIR.glob("*.zip"))
+    assert {p.stem for p in shipped} >= {"prostate-basic", "liver", "prostate-complex"}
+    for path in shipped:
+        template = load_template(path.stem)
+        prov = verified_zip(path, template_hash(template), ENGINE_VERSION)
+        assert prov.scenario == path.stem
+        assert not set(prov.seeds) & set(EVALUATION_SEEDS)
+        assert prov.steps > 0 and prov.wall_time_s <= 30 * 60 + 60  # the 30-min budget per run
