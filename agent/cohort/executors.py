@@ -210,15 +210,21 @@ class RayExecutor:
                 runtime_env={"env_vars": thread_env(threads)}
             )
             refs = [task.remote(job, factory, threads) for job in jobs]
+            done = 0
             try:
                 for ref in refs:
                     yield ray.get(ref)
-            finally:
-                for ref in refs:
+                    done += 1
+            except BaseException:
+                # interrupted, failed or abandoned: cancel the tasks not collected yet. Never
+                # cancel a collected one: Ray 2.x can abort the driver ("Tried to complete
+                # task that was not pending") when a finished task is cancelled.
+                for ref in refs[done:]:
                     try:
                         ray.cancel(ref)
-                    except Exception:  # finished already, or the connection is gone
+                    except Exception:  # finished meanwhile, or the connection is gone
                         continue
+                raise
         finally:
             disconnect()
 
