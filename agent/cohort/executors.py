@@ -213,8 +213,9 @@ class RayExecutor:
             done = 0
             try:
                 for ref in refs:
-                    yield ray.get(ref)
+                    result = ray.get(ref)
                     done += 1
+                    yield result
             except BaseException:
                 # interrupted, failed or abandoned: cancel the tasks not collected yet. Never
                 # cancel a collected one: Ray 2.x can abort the driver ("Tried to complete
