@@ -152,10 +152,13 @@ def test_an_interrupted_local_run_leaves_no_worker_behind(tmp_path: Path) -> Non
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    done = threading.Event()
+
     def when_both_run() -> None:
         deadline = time.monotonic() + 90.0
         while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+            if done.wait(0.1):
+                return  # the test ended otherwise: never signal without the handler
         os.kill(os.getpid(), signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
@@ -168,6 +171,8 @@ def test_an_interrupted_local_run_leaves_no_worker_behind(tmp_path: Path) -> Non
             next(results)
         stopped_s = time.monotonic() - t0
     finally:
+        done.set()
+        watcher.join(timeout=5.0)
         signal.signal(signal.SIGUSR1, previous)
     pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
     assert len(pids) == 2  # both workers had started a case; the third never did
